@@ -1,0 +1,42 @@
+"""Shared fixtures. Tests (and .ci/run) are the only code that may point at ../shared."""
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def _dir_or_skip(env, default, what):
+    path = Path(os.environ.get(env) or default)
+    if not path.is_dir():
+        pytest.skip(f"{what} not found at {path} (set {env})")
+    return path
+
+
+@pytest.fixture(scope="session")
+def neu_dir():
+    """The real NEU-CLS database (1800 BMPs)."""
+    return _dir_or_skip("NEU_DIR", SHARED / "datasets" / "NEU-CLS", "NEU-CLS")
+
+
+@pytest.fixture(scope="session")
+def pretrained_src():
+    """A directory holding the weight files (searched recursively by the pretrained tools)."""
+    return _dir_or_skip("SDC_PRETRAINED_DIR", SHARED / "pretrained", "pretrained weights")
+
+
+@pytest.fixture(scope="session")
+def released_dir(pretrained_src):
+    """The paper authors' three released caffemodels."""
+    hits = sorted(pretrained_src.rglob("SDC-SN-ELF-MRF.caffemodel"))
+    if not hits:
+        pytest.skip(f"the authors' released caffemodels are not under {pretrained_src}")
+    return hits[0].parent
+
+
+@pytest.fixture(scope="session")
+def caffe():
+    from sdc.caffe_env import import_caffe
+    return import_caffe()

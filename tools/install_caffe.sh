@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# Build pinned, patched BVLC Caffe into a cache outside the clone and print its prefix.
+#
+#   tools/install_caffe.sh [--cuda] [--cuda-arch "70 80 90"] [--with-caffe-tests]
+#                          [--python PY] [--venv DIR] [--cache DIR] [--jobs N] [--no-apt]
+#
+# Source: Debian bullseye's `caffe` source package 1.0.0+git20180821.99bd997-8, whose orig
+# tarball is BVLC/caffe commit 99bd997 (sha256 checked). Where no Debian mirror is configured
+# (Ubuntu, Docker) the GitHub archive of that commit is used and checked file by file against
+# tools/caffe-source.sha256 (made from the Debian tarball). Patches: tools/caffe-patches/*.patch.
+#
+# The cache entry is keyed by source hash + patches + build flags + Python; a second call with
+# the same key only re-links pycaffe into the venv and returns. An entry is complete only when
+# its BUILD_INFO.json exists (written last); a failed build removes the entry.
+set -euo pipefail
+
+readonly CAFFE_DEB_VERSION="1.0.0+git20180821.99bd997-8"
+readonly CAFFE_COMMIT="99bd997"
+readonly ORIG_SHA256="e0eb3f06794f7402c77b7dec8e8480273ee1a1bb192e9122b621a69d4147ad0c"
+readonly BUILD_SCHEMA=1   # bump when this script changes how it builds
+# Caffe C++ unit-test files built by --with-caffe-tests. test_data_layer.cpp needs OpenCV (off here);
+# Caffe's LMDB Data layer is exercised by tests/test_solver_semantics.py instead.
+readonly TESTS="caffe_main,convolution_layer,pooling_layer,concat_layer,neuron_layer,softmax_with_loss_layer,gradient_based_solver"
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(dirname "$here")
+log() { printf 'install_caffe: %s\n' "$*" >&2; }
+die() { printf 'install_caffe: error: %s\n' "$*" >&2; exit 1; }
+
+cuda=0; cuda_arch="70 75 80 86 89 90"; with_tests=0; jobs=$(nproc); use_apt=1
+python=""; venv=""
+cache=${SDC_CAFFE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sdc-caffe}
+while [ $# -gt 0 ]; do
+  case $1 in
+    --cuda) cuda=1 ;;
+    --cuda-arch) cuda_arch=$2; shift ;;
+    --with-caffe-tests) with_tests=1 ;;
+    --python) python=$2; shift ;;
+    --venv) venv=$2; shift ;;
+    --cache) cache=$2; shift ;;
+    --jobs) jobs=$2; shift ;;
+    --no-apt) use_apt=0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) die "unknown option '$1' (see --help)" ;;
+  esac
+  shift
+done
+if [ -n "$venv" ]; then
+  venv=$(cd "$venv" 2>/dev/null && pwd) || die "no virtualenv at '$venv'"
+fi
+if [ -z "$python" ]; then
+  if [ -n "$venv" ]; then python=$venv/bin/python; else python=$(command -v python3 || true); fi
+fi
+[ -x "$python" ] || die "no Python interpreter at '$python'; pass --python PATH or --venv DIR"
+python=$(cd "$(dirname "$python")" && pwd)/$(basename "$python")   # cmake runs in another directory
+
+# ---- system packages ---------------------------------------------------------------------
+apt_packages=(build-essential cmake pkg-config ca-certificates curl xz-utils
+  libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev
+  libprotobuf-dev protobuf-compiler libgoogle-glog-dev libgflags-dev
+  libhdf5-dev liblmdb-dev libopenblas-dev)
+ensure_apt_packages() {
+  local missing=() p
+  for p in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$use_apt" = 0 ] || ! command -v apt-get >/dev/null; then
+    die "missing system packages: ${missing[*]} (install them with your package manager: this script knows Debian 12 and Ubuntu 22.04/24.04)"
+  fi
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  log "installing ${missing[*]}"
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 \
+    || die "apt-get could not install: ${missing[*]}"
+}
+command -v dpkg-query >/dev/null || [ "$use_apt" = 0 ] \
+  || die "no dpkg/apt on this system: install the equivalents of ${apt_packages[*]} and re-run with --no-apt"
+[ "$use_apt" = 0 ] || ensure_apt_packages
+
+# ---- build flags and cache key -----------------------------------------------------------
+py_include=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+py_library=$("$python" -c 'import os, sysconfig as s; print(os.path.join(s.get_config_var("LIBDIR"), s.get_config_var("LDLIBRARY")))')
+py_version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+"$python" -c 'import numpy' 2>/dev/null \
+  || die "numpy is not importable by $python (pycaffe compiles against it): pip install -r requirements.txt first"
+flags=(-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DBUILD_docs=OFF -DBUILD_matlab=OFF
+  -DBUILD_python=ON -DBUILD_python_layer=OFF -Dpython_version=3
+  -DUSE_OPENCV=OFF -DUSE_LEVELDB=OFF -DUSE_LMDB=ON -DUSE_HDF5=ON -DBLAS=Open
+  "-DBUILD_only_tests=$TESTS")
+if [ "$cuda" = 1 ]; then
+  command -v nvcc >/dev/null || die "--cuda needs nvcc: install the CUDA toolkit, or pip install nvidia-cuda-nvcc and put its bin/ on PATH"
+  flags+=(-DCPU_ONLY=OFF -DUSE_CUDNN=OFF -DCUDA_ARCH_NAME=Manual "-DCUDA_ARCH_BIN=$cuda_arch" "-DCUDA_ARCH_PTX=${cuda_arch##* }"
+    "-DCUDA_NVCC_FLAGS=-static-global-template-stub=false;-device-entity-has-hidden-visibility=false")
+  nvcc_version=$(nvcc --version | tail -1)
+else
+  flags+=(-DCPU_ONLY=ON)
+  nvcc_version=none
+fi
+patches=("$here"/caffe-patches/*.patch)
+key=$( {
+  echo "schema $BUILD_SCHEMA source $ORIG_SHA256"
+  sha256sum "${patches[@]}" | cut -d' ' -f1
+  printf '%s\n' "${flags[@]}" "python $py_version $py_include" "nvcc $nvcc_version"
+  c++ --version | head -1
+} | sha256sum | cut -c1-16)
+variant=cpu; [ "$cuda" = 1 ] && variant=cuda
+entry=$cache/caffe-$variant-$key
+prefix=$entry/prefix
+
+# ---- source --------------------------------------------------------------------------------
+fetch_debian_orig() {  # $1 = download dir; prints the tarball path
+  local dl=$1 uri
+  uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  [ -n "$uri" ] || uri=$(awk '$1=="deb" && $0 ~ /debian/ {for(i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' \
+    /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -1)
+  [ -n "$uri" ] || return 1
+  local conf=$dl/apt
+  mkdir -p "$conf/parts" "$conf/lists/partial"
+  printf 'Types: deb-src\nURIs: %s\nSuites: bullseye\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "$uri" > "$conf/parts/caffe-src.sources"
+  local o=(-o "Dir::Etc::SourceList=/dev/null" -o "Dir::Etc::SourceParts=$conf/parts" -o "Dir::State::Lists=$conf/lists"
+    -o "APT::Sandbox::User=root")
+  apt-get "${o[@]}" -qq update >&2 || return 1
+  (cd "$dl" && apt-get "${o[@]}" -qq source --download-only "caffe=$CAFFE_DEB_VERSION" >&2) || return 1
+  ls "$dl"/caffe_*.orig.tar.gz
+}
+fetch_source() {  # $1 = empty dir to fill with the pristine tree
+  local dest=$1 dl tarball got
+  dl=$(mktemp -d)
+  if command -v apt-get >/dev/null && tarball=$(fetch_debian_orig "$dl"); then
+    got=$(sha256sum "$tarball" | cut -d' ' -f1)
+    [ "$got" = "$ORIG_SHA256" ] || die "Caffe source checksum mismatch for $tarball: expected $ORIG_SHA256, got $got"
+    tar xzf "$tarball" -C "$dest"
+    log "source: Debian caffe $CAFFE_DEB_VERSION (orig sha256 verified)"
+  else
+    log "no Debian source mirror reachable; using the GitHub archive of BVLC/caffe $CAFFE_COMMIT"
+    curl -fsSL "https://github.com/BVLC/caffe/archive/$CAFFE_COMMIT.tar.gz" -o "$dl/caffe.tar.gz" \
+      || die "could not download the Caffe source (no Debian mirror, no GitHub access)"
+    tar xzf "$dl/caffe.tar.gz" -C "$dest" --strip-components=1
+    (cd "$dest" && sha256sum --quiet -c "$here/caffe-source.sha256" >&2) \
+      || die "the GitHub archive of $CAFFE_COMMIT differs from tools/caffe-source.sha256 (files listed above)"
+    log "source: GitHub $CAFFE_COMMIT (all $(wc -l < "$here/caffe-source.sha256") files verified)"
+  fi
+  rm -rf "$dl"
+}
+
+build_entry() {
+  rm -rf "$entry"
+  mkdir -p "$entry/src" "$entry/build"
+  fetch_source "$entry/src"
+  local p
+  for p in "${patches[@]}"; do
+    patch -d "$entry/src" -p1 --forward --quiet < "$p" >&2 || die "patch $(basename "$p") does not apply"
+  done
+  log "configuring ($variant, key $key)"
+  (cd "$entry/build" && cmake "$entry/src" "${flags[@]}" -DCMAKE_INSTALL_PREFIX="$prefix" \
+      -DPYTHON_EXECUTABLE="$python" -DPYTHON_INCLUDE_DIR="$py_include" -DPYTHON_LIBRARY="$py_library" \
+      > cmake.log 2>&1) || { tail -30 "$entry/build/cmake.log" >&2; die "cmake failed (log above)"; }
+  log "building with $jobs jobs (a CPU build takes ~3 min on 2 cores; log: $entry/build/make.log)"
+  (cd "$entry/build" && make -j"$jobs" install > make.log 2>&1) \
+    || { grep -m20 -E 'error|Error' "$entry/build/make.log" >&2 || true; die "build failed (first errors above)"; }
+  "$python" - "$entry" "$key" "$variant" "$(c++ --version | head -1)" "${flags[@]}" <<'EOF'
+import json, os, sys
+entry, key, variant, compiler, *flags = sys.argv[1:]
+info = {"key": key, "variant": variant, "cmake_flags": flags, "compiler": compiler,
+        "source": "BVLC/caffe 99bd997 = Debian caffe 1.0.0+git20180821.99bd997-8 orig tarball",
+        "orig_sha256": "e0eb3f06794f7402c77b7dec8e8480273ee1a1bb192e9122b621a69d4147ad0c",
+        "patches": sorted(os.environ["SDC_PATCHES"].split())}
+tmp = os.path.join(entry, "BUILD_INFO.json.tmp")
+with open(tmp, "w") as f:
+    json.dump(info, f, indent=2)
+os.replace(tmp, os.path.join(entry, "BUILD_INFO.json"))
+EOF
+}
+
+mkdir -p "$cache"
+exec 9> "$entry.lock"
+flock 9
+if [ -f "$entry/BUILD_INFO.json" ]; then
+  log "cached build found: $entry"
+else
+  trap 'rm -rf "$entry"' EXIT   # no half-built entry survives a failure or Ctrl-C
+  SDC_PATCHES="$(cd "$here/caffe-patches" && sha256sum ./*.patch | tr -s ' ' ':')" build_entry
+  trap - EXIT
+  log "built in $SECONDS s"
+fi
+
+if [ "$with_tests" = 1 ]; then
+  log "building Caffe's C++ unit tests ($TESTS)"
+  (cd "$entry/build" && make -j"$jobs" test.testbin > make-tests.log 2>&1) \
+    || { grep -m20 -E 'error|Error' "$entry/build/make-tests.log" >&2 || true; die "unit-test build failed"; }
+  ln -sfn ../../build/test/test.testbin "$prefix/bin/caffe_unit_tests"
+fi
+
+if [ -n "$venv" ]; then
+  site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  printf '%s\n' "$prefix/python" "$repo/tools" > "$site/sdc-caffe.pth"
+  ln -sfn "$prefix/bin/caffe" "$venv/bin/caffe"
+  log "pycaffe and the caffe tool are now in $venv"
+fi
+echo "$prefix"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build pinned, patched BVLC Caffe into a cache outside the clone and print its prefix.
 #
-#   tools/install_caffe.sh [--cuda] [--cuda-arch "70 80 90"] [--with-caffe-tests]
+#   tools/install_caffe.sh [--cuda] [--cuda-arch "75 80 90"] [--with-caffe-tests]
 #                          [--python PY] [--venv DIR] [--cache DIR] [--jobs N] [--no-apt]
 #
 # Source: Debian bullseye's `caffe` source package 1.0.0+git20180821.99bd997-8, whose orig
@@ -27,7 +27,8 @@ repo=$(dirname "$here")
 log() { printf 'install_caffe: %s\n' "$*" >&2; }
 die() { printf 'install_caffe: error: %s\n' "$*" >&2; exit 1; }
 
-cuda=0; cuda_arch="70 75 80 86 89 90"; with_tests=0; jobs=$(nproc); use_apt=1
+cuda=0; cuda_arch="75 80 86 89 90";  # CUDA 13 dropped sm_70/72; the last one also gets PTX
+ with_tests=0; jobs=$(nproc); use_apt=1
 python=""; venv=""
 cache=${SDC_CAFFE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sdc-caffe}
 while [ $# -gt 0 ]; do
@@ -89,10 +90,44 @@ flags=(-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DBUILD_docs=OFF -DBUIL
   -DBUILD_python=ON -DBUILD_python_layer=OFF -Dpython_version=3
   -DUSE_OPENCV=OFF -DUSE_LEVELDB=OFF -DUSE_LMDB=ON -DUSE_HDF5=ON -DBLAS=Open
   "-DBUILD_only_tests=$TESTS")
+# cuBLAS/cuRAND: the toolkit's own (Docker's nvidia/cuda images), else PyPI's nvidia-cublas and
+# nvidia-curand wheels unpacked into the cache. Their layout differs by CUDA version (nvidia/cu13/,
+# nvidia/cublas/, ...) and they ship only lib*.so.N, so one include/ and one lib/ of links is made.
+cuda_libs_from_wheels() {  # $1 = CUDA major version; prints the directory holding include/ and lib/
+  local dir=$cache/cuda$1-wheels so
+  if [ ! -f "$dir/.complete" ]; then
+    log "cuBLAS/cuRAND headers not in the CUDA toolkit: installing PyPI wheels into $dir"
+    rm -rf "$dir"
+    "$python" -m pip install -q --disable-pip-version-check --no-deps --target "$dir" \
+      "nvidia-cublas==$1.*" "nvidia-curand" >&2 \
+      || die "could not get cuBLAS/cuRAND: install the CUDA toolkit's cuBLAS/cuRAND dev packages, or allow pip to fetch nvidia-cublas and nvidia-curand"
+    mkdir -p "$dir/include" "$dir/lib"
+    for so in "$dir"/nvidia/*/include; do cp -rs "$so"/. "$dir/include/"; done
+    for so in "$dir"/nvidia/*/lib/lib*.so.*; do ln -sf "$so" "$dir/lib/$(basename "${so%%.so.*}").so"; done
+    touch "$dir/.complete"
+  fi
+  echo "$dir"
+}
 if [ "$cuda" = 1 ]; then
-  command -v nvcc >/dev/null || die "--cuda needs nvcc: install the CUDA toolkit, or pip install nvidia-cuda-nvcc and put its bin/ on PATH"
-  flags+=(-DCPU_ONLY=OFF -DUSE_CUDNN=OFF -DCUDA_ARCH_NAME=Manual "-DCUDA_ARCH_BIN=$cuda_arch" "-DCUDA_ARCH_PTX=${cuda_arch##* }"
-    "-DCUDA_NVCC_FLAGS=-static-global-template-stub=false;-device-entity-has-hidden-visibility=false")
+  command -v nvcc >/dev/null || die "--cuda needs nvcc: install the CUDA toolkit (or the nvidia-cuda-nvcc wheel) and put nvcc on PATH"
+  cuda_root=${CUDA_HOME:-${CUDA_PATH:-}}
+  for c in "$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")" /usr/local/cuda; do
+    [ -n "$cuda_root" ] || { [ -f "$c/include/cuda_runtime.h" ] && cuda_root=$c; }
+  done
+  [ -f "$cuda_root/include/cuda_runtime.h" ] || die "found nvcc but not the CUDA toolkit around it: set CUDA_HOME to the toolkit directory"
+  export PATH="$cuda_root/bin:$PATH"   # FindCUDA looks for nvcc there
+  cuda_major=$(nvcc --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p')
+  flags+=(-DCPU_ONLY=OFF -DUSE_CUDNN=OFF "-DCUDA_TOOLKIT_ROOT_DIR=$cuda_root" -DCUDA_ARCH_NAME=Manual
+    "-DCUDA_ARCH_BIN=$cuda_arch" "-DCUDA_ARCH_PTX=${cuda_arch##* }")
+  # nvcc 13 hides device entities and stubs templates by default; Caffe's test binary then fails to link.
+  nvcc_flags="-std=c++17;-static-global-template-stub=false;-device-entity-has-hidden-visibility=false"
+  if [ ! -f "$cuda_root/include/cublas_v2.h" ]; then
+    wheels=$(cuda_libs_from_wheels "$cuda_major") && [ -n "$wheels" ] || exit 1
+    flags+=("-DCMAKE_CXX_FLAGS=-I$wheels/include" "-DCMAKE_LIBRARY_PATH=$wheels/lib"
+      "-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$wheels/lib")
+    nvcc_flags+=";-I$wheels/include"
+  fi
+  flags+=("-DCUDA_NVCC_FLAGS=$nvcc_flags")
   nvcc_version=$(nvcc --version | tail -1)
 else
   flags+=(-DCPU_ONLY=ON)

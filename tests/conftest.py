@@ -2,6 +2,8 @@
 import os
 from pathlib import Path
 
+import lmdb
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,3 +42,22 @@ def released_dir(pretrained_src):
 def caffe():
     from sdc.caffe_env import import_caffe
     return import_caffe()
+
+
+@pytest.fixture(scope="session")
+def lmdb_root(tmp_path_factory, caffe):
+    """A working directory holding the two LMDBs the committed train_val prototxts name."""
+    from caffe.proto import caffe_pb2
+    root = tmp_path_factory.mktemp("repo_root")
+    rng = np.random.default_rng(0)
+    for name in ("train_lmdb", "test_original_lmdb"):
+        path = root / "datasets/work/lmdb" / name
+        path.mkdir(parents=True)
+        env = lmdb.open(str(path), map_size=1 << 24)
+        with env.begin(write=True) as txn:
+            for i in range(2):
+                pixels = rng.integers(0, 256, (3, 256, 256), dtype=np.uint8)
+                datum = caffe_pb2.Datum(channels=3, height=256, width=256, data=pixels.tobytes(), label=i)
+                txn.put(f"{i:08d}".encode(), datum.SerializeToString())
+        env.close()
+    return root

@@ -1,0 +1,139 @@
+"""Pretrained weight files: the manifest in pretrained/readme.md, sha1 checks, local copies, download.
+
+A file is taken from a local directory (``--from DIR`` or SDC_PRETRAINED_DIR, searched recursively)
+or downloaded from its manifest URL; either way its sha1 must match the manifest. Verified files are
+copied into the git-ignored pretrained/weights/.
+"""
+import hashlib
+import os
+import shutil
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .atomic import atomic_path
+from .errors import UserError
+
+REPO = Path(__file__).resolve().parents[2]
+MANIFEST = REPO / "pretrained" / "readme.md"
+WEIGHTS_DIR = REPO / "pretrained" / "weights"
+DECODED_IMAGENET = "squeezenet_v1.0_dc.caffemodel"
+ENV_DIR = "SDC_PRETRAINED_DIR"
+FIELDS = ("name", "caffemodel", "caffemodel_url", "sha1", "license", "source")
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    caffemodel: str
+    caffemodel_url: str
+    sha1: str
+    license: str
+    source: str
+
+    @property
+    def id(self):
+        return Path(self.caffemodel).stem
+
+
+def read_manifest(path=MANIFEST):
+    """{model id: Model} from the front-matter blocks (``---`` delimited ``key: value`` lines) of path."""
+    parts = Path(path).read_text().split("\n---\n")
+    if not parts[0].startswith("---\n"):
+        raise UserError(f"{path} does not start with a '---' front-matter block")
+    models = {}
+    for block in [parts[0][4:]] + parts[1:-1]:
+        lines = [line for line in block.splitlines() if line.strip()]
+        entry = dict(line.split(": ", 1) for line in lines if ": " in line)
+        if len(entry) != len(lines) or set(entry) != set(FIELDS):
+            raise UserError(f"{path}: a front-matter block has keys {sorted(entry)}, needs exactly {list(FIELDS)}")
+        model = Model(**entry)
+        models[model.id] = model
+    return models
+
+
+def sha1_of(path):
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def search_dirs(from_dir=None):
+    """The local directories to search: ``--from DIR`` if given, else SDC_PRETRAINED_DIR if set."""
+    chosen = from_dir or os.environ.get(ENV_DIR)
+    if not chosen:
+        return []
+    if not Path(chosen).is_dir():
+        source = "--from" if from_dir else ENV_DIR
+        raise UserError(f"{source} {chosen} is not a directory: point it at the folder holding the weight files")
+    return [Path(chosen)]
+
+
+def find_local(model, dirs):
+    """The file named model.caffemodel under dirs whose sha1 matches; None when no such name exists."""
+    wrong = []
+    for directory in dirs:
+        for candidate in sorted(Path(directory).rglob(model.caffemodel)):
+            actual = sha1_of(candidate)
+            if actual == model.sha1:
+                return candidate
+            wrong.append(f"{candidate} (sha1 {actual})")
+    if wrong:
+        raise UserError(f"{model.caffemodel}: sha1 must be {model.sha1}, found only {', '.join(wrong)}; "
+                        "file not used: replace it with the original")
+    return None
+
+
+def download(model, dest):
+    """Download model.caffemodel_url to dest, keeping it only if its sha1 matches (URLError/OSError pass)."""
+    with urllib.request.urlopen(model.caffemodel_url, timeout=60) as response, atomic_path(dest) as tmp:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with open(tmp, "wb") as out, tqdm(total=total, unit="B", unit_scale=True, desc=model.caffemodel) as bar:
+            for chunk in iter(lambda: response.read(1 << 16), b""):
+                out.write(chunk)
+                bar.update(len(chunk))
+        actual = sha1_of(tmp)
+        if actual != model.sha1:
+            raise UserError(f"{model.caffemodel_url} gave sha1 {actual}, expected {model.sha1}; file not kept: "
+                            f"get the original file and pass its folder with --from DIR or {ENV_DIR}")
+    return dest
+
+
+def fetch(model, dest_dir=WEIGHTS_DIR, from_dir=None, offline=False):
+    """The verified copy of ``model`` in dest_dir: kept if already there, else copied or downloaded."""
+    dest = Path(dest_dir) / model.caffemodel
+    if dest.exists() and sha1_of(dest) == model.sha1:
+        return dest
+    dirs = search_dirs(from_dir)
+    local = find_local(model, dirs)
+    if local is not None:
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(local, tmp)
+        return dest
+    why = "--offline forbids downloading"
+    if not offline:
+        try:
+            return download(model, dest)
+        except (urllib.error.URLError, OSError) as e:
+            why = f"downloading failed ({getattr(e, 'reason', e)})"
+    where = f"not under {', '.join(map(str, dirs))}" if dirs else f"no --from DIR or {ENV_DIR} given"
+    raise UserError(f"{model.caffemodel}: {where}, and {why}: download {model.caffemodel_url} yourself "
+                    f"and pass its folder with --from DIR or set {ENV_DIR}=DIR")
+
+
+def imagenet_weights(weights_dir=WEIGHTS_DIR, manifest=MANIFEST):
+    """The ImageNet init for fine-tuning: the original SqueezeNet v1.0 if verified present, else the decoded one."""
+    original = read_manifest(manifest)["squeezenet_v1.0"]
+    path = Path(weights_dir) / original.caffemodel
+    if path.exists() and sha1_of(path) == original.sha1:
+        return path
+    decoded = Path(weights_dir) / DECODED_IMAGENET
+    if decoded.exists():
+        return decoded
+    raise UserError(f"no ImageNet weights in {weights_dir}: run tools/fetch_pretrained.py squeezenet_v1.0 "
+                    "or, offline, tools/decode_deep_compression.py --from DIR")

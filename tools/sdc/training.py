@@ -1,0 +1,194 @@
+"""Training runs: the solver and net rewritten into a run folder, the schedule of a profile, resume.
+
+`caffe train` runs with the run folder as its working directory. The folder holds solver.prototxt
+(net: "train_val.prototxt", snapshot_prefix: "snapshots/<variant>") and train_val.prototxt (LMDB
+sources as absolute paths), so a solverstate's learned_net ("snapshots/..._iter_N.caffemodel")
+resolves wherever the folder is moved.
+"""
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import lmdb
+from google.protobuf import text_format
+from google.protobuf.message import DecodeError
+
+from . import atomic
+from .caffe_env import import_caffe
+from .errors import UserError
+
+REPO = Path(__file__).resolve().parents[2]
+VARIANTS = ("SDC-SN", "SDC-SN-ELF", "SDC-SN-ELF-MRF")
+DEFAULT_LMDB_DIR = REPO / "datasets" / "work" / "lmdb"
+SOLVER_FILE = "solver.prototxt"
+NET_FILE = "train_val.prototxt"
+SNAPSHOT_DIR = "snapshots"
+FINAL_MODEL = "final.caffemodel"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A schedule shape: None keeps the solver's own value. The lr steps stay at the same fractions
+    of max_iter; ``snapshots`` and ``tests`` are how many of each the run makes."""
+    max_iter: int = None
+    iter_size: int = None
+    snapshots: int = None
+    tests: int = None
+
+
+PROFILES = {
+    "paper": Profile(),
+    "smoke": Profile(max_iter=120, iter_size=1, snapshots=4, tests=4),
+}
+
+
+def caffe_pb2():
+    import_caffe()
+    from caffe.proto import caffe_pb2 as pb2
+    return pb2
+
+
+def default_solver(variant):
+    return REPO / "solvers" / f"{variant}_solver.prototxt"
+
+
+def read_proto(path, message):
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} not found: pass an existing file")
+    try:
+        text_format.Merge(path.read_text(), message)
+    except text_format.ParseError as e:
+        raise UserError(f"{path} is not a valid {type(message).__name__} ({e}): fix the file") from e
+    return message
+
+
+def lmdb_entries(path):
+    """Number of records of the LMDB at ``path``; a UserError naming the tool that builds it."""
+    if not (Path(path) / "data.mdb").is_file():
+        raise UserError(f"no LMDB at {path}: build it with tools/build_lmdb.py (or pass --lmdb-dir)")
+    env = lmdb.open(str(path), readonly=True, lock=False, subdir=True)
+    try:
+        return env.stat()["entries"]
+    finally:
+        env.close()
+
+
+def largest_divisor_up_to(n, limit):
+    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
+
+
+def rewrite_net(net, lmdb_dir):
+    """Point the Data layers at ``lmdb_dir``/<LMDB folder name> and make one test pass read every
+    test record exactly once: the test batch becomes the largest divisor of the record count not
+    above the prototxt's batch. Returns the test pass length (test_iter)."""
+    pb2 = caffe_pb2()
+    test_iter = None
+    for layer in net.layer:
+        if layer.type != "Data":
+            continue
+        source = Path(lmdb_dir).resolve() / Path(layer.data_param.source).name
+        count = lmdb_entries(source)
+        layer.data_param.source = str(source)
+        if any(rule.phase == pb2.TEST for rule in layer.include):
+            layer.data_param.batch_size = largest_divisor_up_to(count, layer.data_param.batch_size)
+            test_iter = count // layer.data_param.batch_size
+    if test_iter is None:
+        raise UserError(f"net {net.name}: no Data layer for the TEST phase: use a train_val prototxt")
+    return test_iter
+
+
+def apply_schedule(solver, profile, max_iter=None, iter_size=None):
+    """Set the run length and batch (flags over profile over solver), keeping the schedule's shape."""
+    base = solver.max_iter
+    snapshots = profile.snapshots or base // solver.snapshot
+    tests = profile.tests or base // solver.test_interval
+    target = max_iter or profile.max_iter or base
+    solver.iter_size = iter_size or profile.iter_size or solver.iter_size
+    if solver.HasField("stepsize"):
+        solver.stepsize = max(1, round(solver.stepsize * target / base))
+    solver.snapshot = max(1, target // snapshots)
+    solver.test_interval = max(1, target // tests)
+    solver.max_iter = target
+
+
+def prepare(solver_path, variant, profile, lmdb_dir, max_iter=None, iter_size=None):
+    """(SolverParameter, NetParameter) for the run folder, from a repo-root-relative solver file."""
+    pb2 = caffe_pb2()
+    solver = read_proto(solver_path, pb2.SolverParameter())
+    if not solver.net:
+        raise UserError(f"{solver_path}: the solver must name its net with `net:` (a train_val prototxt)")
+    if solver.snapshot <= 0 or solver.test_interval <= 0 or solver.max_iter <= 0:
+        raise UserError(f"{solver_path}: max_iter, snapshot and test_interval must be > 0 "
+                        "(snapshots make the run resumable)")
+    net_path = Path(solver.net) if Path(solver.net).is_absolute() else REPO / solver.net
+    net = read_proto(net_path, pb2.NetParameter())
+    test_iter = rewrite_net(net, lmdb_dir)
+    solver.net = NET_FILE
+    solver.snapshot_prefix = f"{SNAPSHOT_DIR}/{variant}"
+    del solver.test_iter[:]
+    solver.test_iter.append(test_iter)
+    apply_schedule(solver, PROFILES[profile], max_iter, iter_size)
+    return solver, net
+
+
+def proto_text(message, header):
+    return "".join(f"# {line}\n" for line in header) + text_format.MessageToString(message)
+
+
+def snapshot_path(run_dir, variant, iteration, ext):
+    return Path(run_dir) / SNAPSHOT_DIR / f"{variant}_iter_{iteration}.{ext}"
+
+
+def solverstates(run_dir, variant):
+    """{iteration: path} of the solverstates in the run folder."""
+    pattern = re.compile(re.escape(variant) + r"_iter_(\d+)\.solverstate$")
+    found = {}
+    for path in (Path(run_dir) / SNAPSHOT_DIR).glob("*.solverstate"):
+        if match := pattern.match(path.name):
+            found[int(match[1])] = path
+    return found
+
+
+def usable(state_path, run_dir):
+    """A solverstate Caffe can restore: complete, and its learned_net exists. Caffe writes the
+    caffemodel first and the solverstate last, fields in number order, current_step last; a kill
+    during a snapshot leaves a file that does not parse or lacks current_step."""
+    state = caffe_pb2().SolverState()
+    try:
+        state.ParseFromString(Path(state_path).read_bytes())
+    except DecodeError:
+        return False
+    return state.HasField("current_step") and (Path(run_dir) / state.learned_net).is_file()
+
+
+def resume_point(run_dir, variant, max_iter):
+    """(latest usable solverstate or None, iteration reached); iteration == max_iter means done."""
+    for iteration, path in sorted(solverstates(run_dir, variant).items(), reverse=True):
+        if iteration <= max_iter and usable(path, run_dir):
+            return path, iteration
+    return None, 0
+
+
+def differing_fields(old, new):
+    names = {field.name for message in (old, new) for field, _ in message.ListFields()}
+    return sorted(name for name in names if getattr(old, name) != getattr(new, name))
+
+
+def check_same_run(run_dir, solver, net):
+    """A run folder that already holds snapshots may only be continued with the same solver and net."""
+    for name, message in ((SOLVER_FILE, solver), (NET_FILE, net)):
+        path = Path(run_dir) / name
+        if not path.is_file():
+            raise UserError(f"{run_dir} holds snapshots but no {name}: it is not a tools/train.py run folder "
+                            "(tools/examples/*.sh write there too); pass another --run-dir")
+        if fields := differing_fields(read_proto(path, type(message)()), message):
+            raise UserError(f"{path} differs in {', '.join(fields)} from what this command would train: "
+                            "rerun with the original arguments, use another --run-dir, or delete the folder")
+
+
+def write_run_files(run_dir, solver, net, header):
+    run_dir = Path(run_dir)
+    (run_dir / SNAPSHOT_DIR).mkdir(parents=True, exist_ok=True)  # Caffe probes it at start-up
+    atomic.write_text(run_dir / SOLVER_FILE, proto_text(solver, header))
+    atomic.write_text(run_dir / NET_FILE, proto_text(net, header))

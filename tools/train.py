@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Fine-tune one SDC variant with the real `caffe train`, in a resumable run folder.
+
+    tools/train.py --variant SDC-SN [--profile smoke|paper] [--run-dir runs/<profile>/<variant>]
+                   [--weights FILE] [--solver solvers/<variant>_solver.prototxt]
+                   [--lmdb-dir datasets/work/lmdb] [--max-iter N] [--iter-size N] [--gpu N]
+
+The run folder receives solver.prototxt and train_val.prototxt exactly as trained, Caffe's own log
+train-<YYYYmmdd-HHMMSS>.log (also shown live), snapshots/, final.caffemodel (the max_iter snapshot),
+learning_curve.csv / .png and provenance.json. Running the same command again resumes from the
+latest snapshot; a finished run is left alone. Ctrl-C makes Caffe snapshot and stop (resumable).
+"""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sdc import atomic, caffe_env, caffe_log, gpu, lmdb_io, provenance, training, weights
+from sdc.errors import UserError, run_main
+
+INTERRUPTED = 130  # exit status of a run stopped by Ctrl-C, as a shell reports SIGINT
+
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--variant", required=True, choices=training.VARIANTS)
+    parser.add_argument("--profile", default="paper", choices=sorted(training.PROFILES),
+                        help="paper: the solver's schedule; smoke: 120 iterations, iter_size 1, "
+                             "4 snapshots and 4 test passes (default: paper)")
+    parser.add_argument("--solver", type=Path,
+                        help="solver whose net and LMDB names are used (default solvers/<variant>_solver.prototxt; "
+                             "relative paths inside it are relative to the repo root)")
+    parser.add_argument("--run-dir", type=Path, help="default: runs/<profile>/<variant>")
+    parser.add_argument("--weights", type=Path,
+                        help="ImageNet initialisation (default: pretrained/weights/squeezenet_v1.0.caffemodel, "
+                             "else squeezenet_v1.0_dc.caffemodel)")
+    parser.add_argument("--lmdb-dir", type=Path, default=training.DEFAULT_LMDB_DIR,
+                        help="folder of train_lmdb and test_original_lmdb (default: datasets/work/lmdb)")
+    parser.add_argument("--max-iter", type=positive_int, help="override the profile's max_iter "
+                        "(lr steps, snapshots and test passes are rescaled with it)")
+    parser.add_argument("--iter-size", type=positive_int, help="override the profile's iter_size")
+    parser.add_argument("--gpu", type=int, metavar="N", help="train on GPU N (needs a CUDA build of Caffe)")
+    return parser.parse_args(argv)
+
+
+def init_weights(path):
+    if path is None:
+        return weights.imagenet_weights()
+    if not path.is_file():
+        raise UserError(f"weights file {path} not found: run tools/fetch_pretrained.py squeezenet_v1.0 "
+                        "(offline: tools/decode_deep_compression.py --from DIR) or pass an existing --weights FILE")
+    return path.resolve()
+
+
+def sha256_of(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def new_log_path(run_dir):
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path, n = run_dir / f"train-{stamp}.log", 1
+    while path.exists():  # two sessions started within one second
+        path, n = run_dir / f"train-{stamp}-{n}.log", n + 1
+    return path
+
+
+def run_caffe(command, cwd, log_path):
+    """Run ``command`` with its output shown and copied into ``log_path``; return its exit status.
+
+    While it runs, Ctrl-C reaches only Caffe (same process group), which snapshots and stops.
+    """
+    env = {**os.environ, "GLOG_logtostderr": "1", "GLOG_minloglevel": "0"}
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, errors="replace")
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            for line in proc.stdout:
+                sys.stdout.write(line)
+                log.write(line)
+                log.flush()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        return proc.wait()
+
+
+def finalize(run_dir, variant, max_iter):
+    """Learning curve from all logs; final.caffemodel once the max_iter snapshot exists."""
+    rows = caffe_log.write_learning_curve(run_dir, f"{variant} ({run_dir})")
+    final = training.snapshot_path(run_dir, variant, max_iter, "caffemodel")
+    if final.is_file():
+        with atomic.atomic_path(run_dir / training.FINAL_MODEL) as tmp:
+            shutil.copyfile(final, tmp)
+    return rows
+
+
+def lmdb_record(net):
+    record = {}
+    for layer in net.layer:
+        if layer.type == "Data":
+            info = lmdb_io.read_info(layer.data_param.source) or {}
+            record[layer.data_param.source] = {"entries": training.lmdb_entries(layer.data_param.source),
+                                               "fingerprint": info.get("fingerprint")}
+    return record
+
+
+def previous_sessions(run_dir):
+    path = run_dir / "provenance.json"
+    return json.loads(path.read_text()).get("sessions", []) if path.is_file() else []
+
+
+def write_provenance(run_dir, args, solver, net, init, sessions):
+    """provenance.json listing every session; a session killed before it ended keeps wall_s null."""
+    provenance.write(
+        run_dir, gpu=args.gpu, seeds={"solver_random_seed": solver.random_seed},
+        wall_times={"caffe_train_all_sessions": round(sum(s["wall_s"] or 0 for s in sessions), 1),
+                    "caffe_train_last_session": sessions[-1]["wall_s"]},
+        variant=args.variant, profile=args.profile,
+        solver_source=str(args.solver or training.default_solver(args.variant)),
+        solver_sha256=sha256_of(run_dir / training.SOLVER_FILE),
+        train_val_sha256=sha256_of(run_dir / training.NET_FILE),
+        weights={"path": str(init), "sha1": weights.sha1_of(init)},
+        lmdbs=lmdb_record(net), schedule={"max_iter": solver.max_iter, "iter_size": solver.iter_size,
+                                          "stepsize": solver.stepsize, "snapshot": solver.snapshot,
+                                          "test_interval": solver.test_interval, "test_iter": solver.test_iter[0]},
+        sessions=sessions)
+
+
+def last_accuracy(rows):
+    tested = [row for row in rows if "test_accuracy" in row]
+    if not tested:
+        return "no test accuracy logged"
+    return f"test accuracy {tested[-1]['test_accuracy']:.4f} at iteration {tested[-1]['iteration']}"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.gpu is not None:
+        gpu.require(args.gpu)
+    solver_path = args.solver or training.default_solver(args.variant)
+    init = init_weights(args.weights)
+    solver, net = training.prepare(solver_path, args.variant, args.profile, args.lmdb_dir,
+                                   args.max_iter, args.iter_size)
+    run_dir = (args.run_dir or training.REPO / "runs" / args.profile / args.variant).resolve()
+    if training.solverstates(run_dir, args.variant):
+        training.check_same_run(run_dir, solver, net)
+    state, reached = training.resume_point(run_dir, args.variant, solver.max_iter)
+    if reached == solver.max_iter:
+        if not (run_dir / training.FINAL_MODEL).is_file():
+            finalize(run_dir, args.variant, solver.max_iter)
+        print(f"{run_dir} is already trained to max_iter {reached} ({state.name}): nothing to do")
+        return 0
+
+    training.write_run_files(run_dir, solver, net, [
+        f"Written by tools/train.py --profile {args.profile} from {solver_path}.",
+        "caffe train runs with this folder as its working directory."])
+    command = [str(caffe_env.caffe_bin()), "train", f"--solver={training.SOLVER_FILE}"]
+    command.append(f"--snapshot={state.relative_to(run_dir)}" if state else f"--weights={init}")
+    if args.gpu is not None:
+        command.append(f"--gpu={args.gpu}")
+    log_path = new_log_path(run_dir)
+    print(f"{'resuming from ' + state.name if state else 'starting from ' + str(init)}; "
+          f"max_iter {solver.max_iter}; log {log_path}", flush=True)
+    earlier = previous_sessions(run_dir)
+    session = {"command": sys.argv, "caffe_command": command, "log": log_path.name,
+               "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "resumed_from": state.name if state else None, "wall_s": None, "exit_status": None}
+    write_provenance(run_dir, args, solver, net, init, earlier + [session])
+    clock = time.monotonic()
+    status = run_caffe(command, run_dir, log_path)
+    wall = round(time.monotonic() - clock, 1)
+
+    rows = finalize(run_dir, args.variant, solver.max_iter)
+    _, reached = training.resume_point(run_dir, args.variant, solver.max_iter)
+    session.update(wall_s=wall, exit_status=status, iteration_reached=reached)
+    write_provenance(run_dir, args, solver, net, init, earlier + [session])
+    if status != 0:
+        raise UserError(f"caffe train exited with status {status} (see {log_path}); snapshots reach iteration "
+                        f"{reached}: fix the cause and run the same command again to resume")
+    if reached < solver.max_iter:
+        print(f"stopped at iteration {reached} of {solver.max_iter}: run the same command again to resume")
+        return INTERRUPTED
+    print(f"done: {run_dir / training.FINAL_MODEL}; {last_accuracy(rows)}; caffe train {wall} s")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,114 @@
+"""Caffe Datum LMDBs: written atomically, read back, verified.
+
+A record is what Caffe's Data layer reads: Datum{channels 3, height, width, data (uint8, C x H x W),
+label}, under the key ``<8-digit index>_<relative path>`` (convert_imageset's form), so key order
+is list order. A ``build.json`` next to data.mdb records what the LMDB was built from.
+"""
+import json
+from pathlib import Path
+
+import lmdb
+import numpy as np
+
+from . import atomic
+from .caffe_env import import_caffe
+from .errors import UserError
+
+INFO_FILE = "build.json"
+CHANNELS = 3
+
+
+def _datum_class():
+    import_caffe()
+    from caffe.proto import caffe_pb2
+    return caffe_pb2.Datum
+
+
+def record_key(index, rel):
+    return f"{index:08d}_{rel}".encode()
+
+
+def encode(gray, label):
+    """Datum bytes of a grey uint8 image replicated into 3 channels (B = G = R)."""
+    data = np.ascontiguousarray(gray, dtype=np.uint8).tobytes() * CHANNELS  # C x H x W planes
+    return _datum_class()(channels=CHANNELS, height=gray.shape[0], width=gray.shape[1],
+                          data=data, label=int(label)).SerializeToString()
+
+
+def decode(value):
+    """(uint8 array C x H x W, label) of Datum bytes."""
+    datum = _datum_class().FromString(value)
+    if datum.encoded:
+        raise UserError("encoded (compressed) Datum records are not supported by this reader")
+    array = np.frombuffer(datum.data, dtype=np.uint8)
+    return array.reshape(datum.channels, datum.height, datum.width), datum.label
+
+
+def read_info(path):
+    info = Path(path) / INFO_FILE
+    return json.loads(info.read_text()) if info.is_file() else None
+
+
+def is_current(path, fingerprint):
+    info = read_info(path)
+    return bool(info) and info.get("fingerprint") == fingerprint
+
+
+def write(dest, records, labels, side, fingerprint, **info):
+    """Build the LMDB at ``dest`` from (key, Datum bytes) pairs in key order, verify it against
+    ``labels`` and only then put it in place of ``dest``."""
+    map_size = len(labels) * (CHANNELS * side * side + 4096) + (64 << 20)
+    with atomic.atomic_path(dest) as tmp:
+        env = lmdb.open(str(tmp), map_size=map_size, subdir=True, sync=False, metasync=False)
+        try:
+            txn = env.begin(write=True)
+            for written, (key, value) in enumerate(records, 1):
+                txn.put(key, value, append=True)
+                if written % 512 == 0:
+                    txn.commit()
+                    txn = env.begin(write=True)
+            txn.commit()
+            env.sync(True)
+        finally:
+            env.close()
+        counts = verify(tmp, labels, side)
+        (tmp / INFO_FILE).write_text(json.dumps(dict(info, fingerprint=fingerprint, count=len(labels),
+                                                     per_label=counts), indent=2) + "\n")
+
+
+def read(path):
+    """Yield (key, image C x H x W, label) in key order."""
+    path = Path(path)
+    if not (path / "data.mdb").is_file():
+        raise UserError(f"no LMDB at {path}: run tools/build_lmdb.py")
+    env = lmdb.open(str(path), readonly=True, lock=False, subdir=True)
+    try:
+        with env.begin() as txn:
+            for key, value in txn.cursor():
+                image, label = decode(value)
+                yield key.decode(), image, label
+    finally:
+        env.close()
+
+
+def verify(path, expected_labels, side):
+    """Check count, shape, key order and labels against the list the LMDB was built from.
+
+    Returns {label: count}; raises a UserError naming the first mismatch.
+    """
+    counts = {}
+    index = -1
+    for index, (key, image, label) in enumerate(read(path)):
+        where = f"{path}: record {index} ({key})"
+        if index >= len(expected_labels):
+            raise UserError(f"{where}: more records than the {len(expected_labels)} expected; rebuild it")
+        if not key.startswith(f"{index:08d}_"):
+            raise UserError(f"{where}: key out of order; rebuild it")
+        if image.shape != (CHANNELS, side, side):
+            raise UserError(f"{where}: shape {image.shape}, expected {(CHANNELS, side, side)}; rebuild it")
+        if label != expected_labels[index]:
+            raise UserError(f"{where}: label {label}, expected {expected_labels[index]}; rebuild it")
+        counts[label] = counts.get(label, 0) + 1
+    if index + 1 != len(expected_labels):
+        raise UserError(f"{path}: {index + 1} records, expected {len(expected_labels)}; rebuild it")
+    return counts

@@ -3,6 +3,9 @@
 #
 #   tools/install_caffe.sh [--cuda] [--cuda-arch "75 80 90"] [--with-caffe-tests]
 #                          [--python PY] [--venv DIR] [--cache DIR] [--jobs N] [--no-apt]
+#                          [--source caffe_1.0.0+git20180821.99bd997.orig.tar.gz | caffe-99bd997.tar.gz]
+#                          [--check-source]   (fetch and verify the source, build nothing)
+#                          [--print-prefix]   (print the prefix of the build these options name; exit 1 if not built)
 #
 # Source: Debian bullseye's `caffe` source package 1.0.0+git20180821.99bd997-8, whose orig
 # tarball is BVLC/caffe commit 99bd997 (sha256 checked). Where no Debian mirror is configured
@@ -29,7 +32,7 @@ die() { printf 'install_caffe: error: %s\n' "$*" >&2; exit 1; }
 
 cuda=0; cuda_arch="75 80 86 89 90";  # CUDA 13 dropped sm_70/72; the last one also gets PTX
  with_tests=0; jobs=$(nproc); use_apt=1
-python=""; venv=""
+python=""; venv=""; source_tarball=""; check_source=0; print_prefix=0
 cache=${SDC_CAFFE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sdc-caffe}
 while [ $# -gt 0 ]; do
   case $1 in
@@ -39,9 +42,12 @@ while [ $# -gt 0 ]; do
     --python) python=$2; shift ;;
     --venv) venv=$2; shift ;;
     --cache) cache=$2; shift ;;
+    --source) source_tarball=$(readlink -f "$2"); shift ;;
+    --check-source) check_source=1 ;;
+    --print-prefix) print_prefix=1 ;;
     --jobs) jobs=$2; shift ;;
     --no-apt) use_apt=0 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
   shift
@@ -103,7 +109,10 @@ cuda_libs_from_wheels() {  # $1 = CUDA major version; prints the directory holdi
       || die "could not get cuBLAS/cuRAND: install the CUDA toolkit's cuBLAS/cuRAND dev packages, or allow pip to fetch nvidia-cublas and nvidia-curand"
     mkdir -p "$dir/include" "$dir/lib"
     for so in "$dir"/nvidia/*/include; do cp -rs "$so"/. "$dir/include/"; done
-    for so in "$dir"/nvidia/*/lib/lib*.so.*; do ln -sf "$so" "$dir/lib/$(basename "${so%%.so.*}").so"; done
+    for so in "$dir"/nvidia/*/lib/lib*.so.*; do  # lib*.so for the linker, lib*.so.N for NEEDED entries
+      ln -sf "$so" "$dir/lib/$(basename "${so%%.so.*}").so"
+      ln -sf "$so" "$dir/lib/$(basename "$so")"
+    done
     touch "$dir/.complete"
   fi
   echo "$dir"
@@ -161,23 +170,33 @@ fetch_debian_orig() {  # $1 = download dir; prints the tarball path
   (cd "$dl" && apt-get "${o[@]}" -qq source --download-only "caffe=$CAFFE_DEB_VERSION" >&2) || return 1
   ls "$dl"/caffe_*.orig.tar.gz
 }
-fetch_source() {  # $1 = empty dir to fill with the pristine tree
-  local dest=$1 dl tarball got
-  dl=$(mktemp -d)
-  if command -v apt-get >/dev/null && tarball=$(fetch_debian_orig "$dl"); then
-    got=$(sha256sum "$tarball" | cut -d' ' -f1)
-    [ "$got" = "$ORIG_SHA256" ] || die "Caffe source checksum mismatch for $tarball: expected $ORIG_SHA256, got $got"
+unpack_verified() {  # $1 = tarball, $2 = empty dir: the Debian orig by sha256, else any archive file by file
+  local tarball=$1 dest=$2 got
+  got=$(sha256sum "$tarball" | cut -d' ' -f1)
+  if [ "$got" = "$ORIG_SHA256" ]; then
     tar xzf "$tarball" -C "$dest"
-    log "source: Debian caffe $CAFFE_DEB_VERSION (orig sha256 verified)"
-  else
-    log "no Debian source mirror reachable; using the GitHub archive of BVLC/caffe $CAFFE_COMMIT"
-    curl -fsSL "https://github.com/BVLC/caffe/archive/$CAFFE_COMMIT.tar.gz" -o "$dl/caffe.tar.gz" \
-      || die "could not download the Caffe source (no Debian mirror, no GitHub access)"
-    tar xzf "$dl/caffe.tar.gz" -C "$dest" --strip-components=1
-    (cd "$dest" && sha256sum --quiet -c "$here/caffe-source.sha256" >&2) \
-      || die "the GitHub archive of $CAFFE_COMMIT differs from tools/caffe-source.sha256 (files listed above)"
-    log "source: GitHub $CAFFE_COMMIT (all $(wc -l < "$here/caffe-source.sha256") files verified)"
+    log "source: $(basename "$tarball") = Debian caffe $CAFFE_DEB_VERSION orig (sha256 verified)"
+    return
   fi
+  tar xzf "$tarball" -C "$dest" --strip-components=1 2>/dev/null \
+    && (cd "$dest" && sha256sum --quiet --strict -c "$here/caffe-source.sha256" >&2 2>/dev/null) \
+    || die "Caffe source checksum mismatch for $tarball: expected sha256 $ORIG_SHA256 (Debian orig) or a tree matching tools/caffe-source.sha256 (GitHub archive of $CAFFE_COMMIT), got $got"
+  log "source: $(basename "$tarball") (all $(wc -l < "$here/caffe-source.sha256") files verified)"
+}
+fetch_source() {  # $1 = empty dir to fill with the pristine tree
+  local dest=$1 dl tarball
+  dl=$(mktemp -d)
+  if [ -n "$source_tarball" ]; then
+    tarball=$source_tarball
+  elif command -v apt-get >/dev/null && tarball=$(fetch_debian_orig "$dl"); then
+    :
+  else
+    log "no Debian source mirror reachable; downloading the GitHub archive of BVLC/caffe $CAFFE_COMMIT"
+    tarball=$dl/caffe-$CAFFE_COMMIT.tar.gz
+    curl -fsSL "https://github.com/BVLC/caffe/archive/$CAFFE_COMMIT.tar.gz" -o "$tarball" \
+      || die "could not download the Caffe source (no Debian mirror, no GitHub access): pass --source FILE"
+  fi
+  unpack_verified "$tarball" "$dest"
   rm -rf "$dl"
 }
 
@@ -210,13 +229,33 @@ os.replace(tmp, os.path.join(entry, "BUILD_INFO.json"))
 EOF
 }
 
+if [ "$print_prefix" = 1 ]; then
+  [ -f "$entry/BUILD_INFO.json" ] || die "no completed build at $entry"
+  echo "$prefix"
+  exit 0
+fi
+if [ "$check_source" = 1 ]; then
+  scratch=$(mktemp -d)
+  trap 'rm -rf "$scratch"' EXIT
+  fetch_source "$scratch"
+  exit 0
+fi
+
+discard_failed_entry() {  # no half-built entry survives a failure or Ctrl-C; its logs are kept
+  local f
+  for f in "$entry"/build/*.log; do
+    [ -f "$f" ] && cp "$f" "$cache/failed-$variant-$key-$(basename "$f")" && log "kept $cache/failed-$variant-$key-$(basename "$f")"
+  done
+  rm -rf "$entry"
+}
+
 mkdir -p "$cache"
 exec 9> "$entry.lock"
 flock 9
 if [ -f "$entry/BUILD_INFO.json" ]; then
   log "cached build found: $entry"
 else
-  trap 'rm -rf "$entry"' EXIT   # no half-built entry survives a failure or Ctrl-C
+  trap discard_failed_entry EXIT
   SDC_PATCHES="$(cd "$here/caffe-patches" && sha256sum ./*.patch | tr -s ' ' ':')" build_entry
   trap - EXIT
   log "built in $SECONDS s"

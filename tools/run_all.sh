@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# The whole reproduction, from the NEU images to Tables 2-5 beside the paper's numbers.
+#
+#   tools/run_all.sh [--profile smoke|paper] [--gpu N] [--neu-dir DIR] [--pretrained-dir DIR]
+#                    [--per-class N] [--max-iter N] [--eval-per-class N]
+#                    [--data-dir DIR] [--runs-dir DIR] [--results-dir DIR]
+#
+# Profiles: `paper` trains with the committed solvers (GPU expected: ~6 h per model on 2 CPU cores);
+# `smoke` (the default without --gpu) runs the same pipeline with a short schedule (tools/sdc/training.py)
+# and evaluates on the first --eval-per-class test images per class (default 20), in about 30 min on
+# 2 CPU cores; its results are labelled as not the paper's schedule. --per-class N shrinks every data set
+# (CI). Every stage skips work whose outputs are up to date, and training resumes from its last snapshot,
+# so re-running after an interruption continues where it stopped. Results: <results-dir>/<profile>/.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+die() { printf 'run_all: error: %s\n' "$*" >&2; exit 2; }
+
+profile=""; gpu=""; per_class=""; max_iter=""; eval_per_class=""
+data_dir=""; runs_dir=$repo/runs; results_dir=$repo/results
+while [ $# -gt 0 ]; do
+  case $1 in
+    --profile) profile=$2; shift ;;
+    --gpu) gpu=$2; shift ;;
+    --neu-dir) export NEU_DIR=$2; shift ;;
+    --pretrained-dir) export SDC_PRETRAINED_DIR=$2; shift ;;
+    --per-class) per_class=$2; shift ;;
+    --max-iter) max_iter=$2; shift ;;
+    --eval-per-class) eval_per_class=$2; shift ;;
+    --data-dir) data_dir=$2; shift ;;
+    --runs-dir) runs_dir=$2; shift ;;
+    --results-dir) results_dir=$2; shift ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) die "unknown option '$1' (see --help)" ;;
+  esac
+  shift
+done
+[ -n "$profile" ] || { if [ -n "$gpu" ]; then profile=paper; else profile=smoke; fi; }
+case $profile in smoke|paper) ;; *) die "--profile must be smoke or paper, not '$profile'" ;; esac
+[ -n "$eval_per_class" ] || { [ "$profile" = smoke ] && eval_per_class=20; }
+[ -n "$data_dir" ] || data_dir=$repo/datasets/work${per_class:+/per-class-$per_class}
+mkdir -p "$runs_dir/$profile"
+# Paths are made absolute: the tools run from other directories (Caffe trains inside its run dir).
+data_dir=$(mkdir -p "$data_dir" && cd "$data_dir" && pwd)
+runs=$(cd "$runs_dir/$profile" && pwd)
+results=$(mkdir -p "$results_dir/$profile" && cd "$results_dir/$profile" && pwd)
+
+log=$runs/run_all-$(date +%Y%m%d-%H%M%S).log
+exec > >(tee -a "$log") 2>&1
+started=$SECONDS
+stage() { printf '\n== [%s, +%ss] %s\n' "$(date +%H:%M:%S)" "$((SECONDS - started))" "$*"; }
+
+stage "bootstrap (venv, Caffe)"
+. "$repo/tools/bootstrap.sh"
+if [ -n "$gpu" ]; then bootstrap --cuda; else bootstrap; fi
+py() { "$SDC_PY" "$@"; }
+cd "$repo"
+gpu_args=(); [ -z "$gpu" ] || gpu_args=(--gpu "$gpu")
+if [ -n "$gpu" ]; then
+  py -c "from sdc import gpu; from sdc.errors import run_main; run_main(lambda: gpu.require($gpu))"
+elif [ "$profile" = paper ]; then
+  echo "run_all: note: the paper profile on the CPU takes about 6 h per model on 2 cores (pass --gpu N)"
+fi
+per_class_args=(); [ -z "$per_class" ] || per_class_args=(--per-class "$per_class")
+
+stage "verify NEU-CLS against datasets/NEU-CLS.sha256"
+py tools/verify_neu.py
+
+stage "weights: ImageNet SqueezeNet v1.0 init and the authors' released models"
+if ! py tools/fetch_pretrained.py --offline squeezenet_v1.0 2>/dev/null && ! py tools/fetch_pretrained.py squeezenet_v1.0; then
+  echo "original squeezenet_v1.0.caffemodel unavailable: decoding the Deep-Compression stand-in"
+  py tools/decode_deep_compression.py
+fi
+imagenet=$(py -c "from sdc import weights; print(weights.imagenet_weights())")
+echo "ImageNet init: $imagenet"
+released=()
+for model in SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF; do
+  if py tools/fetch_pretrained.py "$model"; then released+=("$model")
+  else echo "released $model unavailable: its rows will say so"; fi
+done
+
+stage "split: the committed lists must be what the seeded splitter derives"
+split_check=$(mktemp -d)
+py tools/make_split.py --out-dir "$split_check"
+for list in train.txt test.txt; do
+  cmp -s "datasets/splits/$list" "$split_check/$list" \
+    || die "datasets/splits/$list differs from what tools/make_split.py derives: restore it with git checkout"
+done
+rm -rf "$split_check"
+
+stage "diversity-enhanced test set"
+py tools/make_enhanced.py --out "$data_dir/enhanced" "${per_class_args[@]}"
+
+stage "LMDBs"
+py tools/build_lmdb.py --enhanced "$data_dir/enhanced" --out "$data_dir/lmdb" "${per_class_args[@]}"
+eval_lmdb=$data_dir/lmdb
+if [ -n "$eval_per_class" ]; then
+  eval_lmdb=$data_dir/lmdb-eval-$eval_per_class
+  py tools/build_lmdb.py --enhanced "$data_dir/enhanced" --out "$eval_lmdb" --per-class "$eval_per_class" \
+    --only test_original test_lum_0.4 test_lum_1 test_noise_35 test_noise_20 test_blur_2 test_blur_5
+fi
+
+for variant in SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF; do
+  stage "train $variant ($profile profile)"
+  py tools/train.py --variant "$variant" --profile "$profile" --run-dir "$runs/$variant" \
+    --weights "$imagenet" --lmdb-dir "$data_dir/lmdb" ${max_iter:+--max-iter "$max_iter"} "${gpu_args[@]}"
+done
+
+evaluate() {  # $1 = row name, $2 = caffemodel, $3 = variant
+  py tools/evaluate.py --name "$1" --model "$2" --deploy "prototxt/$3_deploy.prototxt" \
+    --lmdb-dir "$eval_lmdb" --out "$results/eval/$1" "${gpu_args[@]}"
+}
+for variant in SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF; do
+  stage "evaluate $variant"
+  evaluate "$variant" "$runs/$variant/final.caffemodel" "$variant"
+done
+for model in "${released[@]}"; do
+  stage "evaluate released/$model (the authors' weights)"
+  evaluate "released/$model" "pretrained/weights/$model.caffemodel" "$model"
+done
+
+stage "tables and figures"
+py tools/make_tables.py --profile "$profile" --results "$results" --lmdb-dir "$data_dir/lmdb"
+py tools/make_figures.py --profile "$profile" --results "$results" --lmdb-dir "$eval_lmdb"
+for variant in SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF; do
+  mkdir -p "$results/learning_curves"
+  cp "$runs/$variant/learning_curve.csv" "$results/learning_curves/$variant.csv"
+  cp "$runs/$variant/learning_curve.png" "$results/learning_curves/$variant.png"
+done
+
+stage "done in $((SECONDS - started)) s"
+echo "results: $results/tables.md (log: $log)"

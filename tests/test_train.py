@@ -139,9 +139,10 @@ def test_killed_run_resumes_and_ends_as_the_uninterrupted_run(tiny, tmp_path):
     assert [s["resumed_from"] for s in record["sessions"]] == [None, f"SDC-SN_iter_{reached}.solverstate"]
     assert record["sessions"][0]["exit_status"] is None  # the killed session
     assert record["sessions"][1]["iteration_reached"] == 100 and record["seeds"] == {"solver_random_seed": 7}
-    assert record["schedule"] == {"max_iter": 100, "iter_size": 1, "stepsize": 40, "snapshot": 10,
-                                  "test_interval": 10, "test_iter": 1}
+    assert record["schedule"] == {"base_lr": 0.01, "max_iter": 100, "iter_size": 1, "stepsize": 40,
+                                  "snapshot": 10, "test_interval": 10, "test_iter": 1}
     assert record["solver_sha256"] and len(record["weights"]["sha1"]) == 40
+    assert record["schedule_label"] == "paper profile: the committed solver's schedule"
 
     again = train(*tiny_args(tiny, run))
     assert again.returncode == 0 and "nothing to do" in again.stdout
@@ -189,6 +190,9 @@ def test_squeezenet_smoke_profile_trains_with_the_committed_solver_and_net(tmp_p
     curve = caffe_log.read_csv(run / "learning_curve.csv")
     assert [row["iteration"] for row in curve if "test_accuracy" in row] == [0, 1]
     assert "conv10b" in caffemodel_params(run / "final.caffemodel")
+    label = "smoke profile --max-iter 1: NOT the paper's schedule"
+    assert json.loads((run / "provenance.json").read_text())["schedule_label"] == label
+    assert f"# Schedule: {label}.\n" in (run / "solver.prototxt").read_text() and label in result.stdout
 
 
 def test_smoke_and_paper_schedules_of_the_committed_solvers(tmp_path, caffe):
@@ -207,9 +211,37 @@ def test_smoke_and_paper_schedules_of_the_committed_solvers(tmp_path, caffe):
         for field in ("net", "snapshot_prefix"):
             paper.ClearField(field)
             committed.ClearField(field)
-        assert paper == committed
+        assert paper == committed and paper.base_lr == pytest.approx(0.01)
         sources = [layer.data_param.source for layer in net.layer if layer.type == "Data"]
         assert sources == [str(tmp_path / "train_lmdb"), str(tmp_path / "test_original_lmdb")]
+
+
+def test_smoke_profile_writes_its_own_base_lr_and_paper_keeps_the_solver(tmp_path, caffe):
+    """The smoke profile's 18-image updates diverge at the paper's Adam 0.01 (docs/training.md), so its
+    run-folder solver carries base_lr 1e-4; the paper profile's is the committed solver, base_lr included."""
+    lmdb_dir = tmp_path / "lmdb"
+    write_count_only_lmdb(lmdb_dir / "train_lmdb", 1440)
+    write_count_only_lmdb(lmdb_dir / "test_original_lmdb", 360)
+    assert training.PROFILES["smoke"].base_lr == 1e-4 and training.PROFILES["paper"].base_lr is None
+    for variant in training.VARIANTS:
+        committed = training.read_proto(training.default_solver(variant), caffe_pb2.SolverParameter())
+        for profile, expected in (("smoke", 1e-4), ("paper", committed.base_lr)):
+            solver, net = training.prepare(training.default_solver(variant), variant, profile, lmdb_dir)
+            run = tmp_path / profile / variant
+            training.write_run_files(run, solver, net, ["header"])
+            written = training.read_proto(run / training.SOLVER_FILE, caffe_pb2.SolverParameter())
+            assert written.base_lr == pytest.approx(expected, rel=1e-6)
+            assert (written.type, written.lr_policy, written.gamma) == (committed.type, committed.lr_policy,
+                                                                         committed.gamma)
+        flag, _ = training.prepare(training.default_solver(variant), variant, "paper", lmdb_dir, base_lr=3e-5)
+        assert flag.base_lr == pytest.approx(3e-5)
+        flag, _ = training.prepare(training.default_solver(variant), variant, "smoke", lmdb_dir, base_lr=0.01)
+        assert flag.base_lr == pytest.approx(0.01)
+
+
+def test_base_lr_flag_must_be_positive():
+    result = train("--variant", "SDC-SN", "--base-lr", "0")
+    assert result.returncode == 2 and "--base-lr: must be > 0" in result.stderr
 
 
 def test_test_pass_reads_every_test_record_once(tmp_path, caffe):

@@ -3,7 +3,7 @@
 
     tools/train.py --variant SDC-SN [--profile smoke|paper] [--run-dir runs/<profile>/<variant>]
                    [--weights FILE] [--solver solvers/<variant>_solver.prototxt]
-                   [--lmdb-dir datasets/work/lmdb] [--max-iter N] [--iter-size N] [--gpu N]
+                   [--lmdb-dir datasets/work/lmdb] [--max-iter N] [--iter-size N] [--base-lr LR] [--gpu N]
 
 The run folder receives solver.prototxt and train_val.prototxt exactly as trained, Caffe's own log
 train-<YYYYmmdd-HHMMSS>.log (also shown live), snapshots/, final.caffemodel (the max_iter snapshot),
@@ -34,6 +34,13 @@ def positive_int(text):
     return value
 
 
+def positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -54,6 +61,8 @@ def parse_args(argv=None):
     parser.add_argument("--max-iter", type=positive_int, help="override the profile's max_iter "
                         "(lr steps, snapshots and test passes are rescaled with it)")
     parser.add_argument("--iter-size", type=positive_int, help="override the profile's iter_size")
+    parser.add_argument("--base-lr", type=positive_float, metavar="LR",
+                        help="override the profile's base_lr (paper: the solver's; smoke: see docs/training.md)")
     parser.add_argument("--gpu", type=int, metavar="N", help="train on GPU N (needs a CUDA build of Caffe)")
     return parser.parse_args(argv)
 
@@ -99,9 +108,19 @@ def run_caffe(command, cwd, log_path):
         return proc.wait()
 
 
-def finalize(run_dir, variant, max_iter):
+def schedule_label(args):
+    """How the run's schedule relates to the paper's: shown in the run files, curve title and provenance."""
+    overrides = [f"--{name.replace('_', '-')} {value:g}" for name, value in
+                 (("max_iter", args.max_iter), ("iter_size", args.iter_size), ("base_lr", args.base_lr))
+                 if value is not None]
+    if args.profile == "paper" and not overrides:
+        return "paper profile: the committed solver's schedule"
+    return " ".join([f"{args.profile} profile", *overrides]) + ": NOT the paper's schedule"
+
+
+def finalize(run_dir, variant, max_iter, label):
     """Learning curve from all logs; final.caffemodel once the max_iter snapshot exists."""
-    rows = caffe_log.write_learning_curve(run_dir, f"{variant} ({run_dir})")
+    rows = caffe_log.write_learning_curve(run_dir, f"{variant}, {label} ({run_dir})")
     final = training.snapshot_path(run_dir, variant, max_iter, "caffemodel")
     if final.is_file():
         with atomic.atomic_path(run_dir / training.FINAL_MODEL) as tmp:
@@ -130,12 +149,14 @@ def write_provenance(run_dir, args, solver, net, init, sessions):
         run_dir, gpu=args.gpu, seeds={"solver_random_seed": solver.random_seed},
         wall_times={"caffe_train_all_sessions": round(sum(s["wall_s"] or 0 for s in sessions), 1),
                     "caffe_train_last_session": sessions[-1]["wall_s"]},
-        variant=args.variant, profile=args.profile,
+        variant=args.variant, profile=args.profile, schedule_label=schedule_label(args),
         solver_source=str(args.solver or training.default_solver(args.variant)),
         solver_sha256=sha256_of(run_dir / training.SOLVER_FILE),
         train_val_sha256=sha256_of(run_dir / training.NET_FILE),
         weights={"path": str(init), "sha1": weights.sha1_of(init)},
-        lmdbs=lmdb_record(net), schedule={"max_iter": solver.max_iter, "iter_size": solver.iter_size,
+        lmdbs=lmdb_record(net), schedule={"base_lr": float(f"{solver.base_lr:.7g}"),  # float32 in the proto
+                                          "max_iter": solver.max_iter,
+                                          "iter_size": solver.iter_size,
                                           "stepsize": solver.stepsize, "snapshot": solver.snapshot,
                                           "test_interval": solver.test_interval, "test_iter": solver.test_iter[0]},
         sessions=sessions)
@@ -155,19 +176,20 @@ def main(argv=None):
     solver_path = args.solver or training.default_solver(args.variant)
     init = init_weights(args.weights)
     solver, net = training.prepare(solver_path, args.variant, args.profile, args.lmdb_dir,
-                                   args.max_iter, args.iter_size)
+                                   args.max_iter, args.iter_size, args.base_lr)
     run_dir = (args.run_dir or training.REPO / "runs" / args.profile / args.variant).resolve()
     if training.solverstates(run_dir, args.variant):
         training.check_same_run(run_dir, solver, net)
     state, reached = training.resume_point(run_dir, args.variant, solver.max_iter)
     if reached == solver.max_iter:
         if not (run_dir / training.FINAL_MODEL).is_file():
-            finalize(run_dir, args.variant, solver.max_iter)
+            finalize(run_dir, args.variant, solver.max_iter, schedule_label(args))
         print(f"{run_dir} is already trained to max_iter {reached} ({state.name}): nothing to do")
         return 0
 
     training.write_run_files(run_dir, solver, net, [
         f"Written by tools/train.py --profile {args.profile} from {solver_path}.",
+        f"Schedule: {schedule_label(args)}.",
         "caffe train runs with this folder as its working directory."])
     command = [str(caffe_env.caffe_bin()), "train", f"--solver={training.SOLVER_FILE}"]
     command.append(f"--snapshot={state.relative_to(run_dir)}" if state else f"--weights={init}")
@@ -185,7 +207,7 @@ def main(argv=None):
     status = run_caffe(command, run_dir, log_path)
     wall = round(time.monotonic() - clock, 1)
 
-    rows = finalize(run_dir, args.variant, solver.max_iter)
+    rows = finalize(run_dir, args.variant, solver.max_iter, schedule_label(args))
     _, reached = training.resume_point(run_dir, args.variant, solver.max_iter)
     session.update(wall_s=wall, exit_status=status, iteration_reached=reached)
     write_provenance(run_dir, args, solver, net, init, earlier + [session])
@@ -195,7 +217,8 @@ def main(argv=None):
     if reached < solver.max_iter:
         print(f"stopped at iteration {reached} of {solver.max_iter}: run the same command again to resume")
         return INTERRUPTED
-    print(f"done: {run_dir / training.FINAL_MODEL}; {last_accuracy(rows)}; caffe train {wall} s")
+    print(f"done: {run_dir / training.FINAL_MODEL}; {last_accuracy(rows)}; caffe train {wall} s "
+          f"({schedule_label(args)})")
     return 0
 
 

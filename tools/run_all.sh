@@ -66,7 +66,7 @@ stage "verify NEU-CLS against datasets/NEU-CLS.sha256"
 py tools/verify_neu.py
 
 stage "weights: ImageNet SqueezeNet v1.0 init and the authors' released models"
-if ! py tools/fetch_pretrained.py --offline squeezenet_v1.0 2>/dev/null && ! py tools/fetch_pretrained.py squeezenet_v1.0; then
+if ! py tools/fetch_pretrained.py squeezenet_v1.0; then
   echo "original squeezenet_v1.0.caffemodel unavailable: decoding the Deep-Compression stand-in"
   py tools/decode_deep_compression.py
 fi
@@ -96,7 +96,7 @@ eval_lmdb=$data_dir/lmdb
 if [ -n "$eval_per_class" ]; then
   eval_lmdb=$data_dir/lmdb-eval-$eval_per_class
   py tools/build_lmdb.py --enhanced "$data_dir/enhanced" --out "$eval_lmdb" --per-class "$eval_per_class" \
-    --only test_original test_lum_0.4 test_lum_1 test_noise_35 test_noise_20 test_blur_2 test_blur_5
+    --only original lum_0.4 lum_1 noise_35 noise_20 blur_2 blur_5
 fi
 
 for variant in SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF; do

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Evaluate one caffemodel with its deploy net on the test subsets (pycaffe, batched).
+
+    tools/evaluate.py --model runs/paper/SDC-SN-ELF-MRF/final.caffemodel \\
+        --deploy prototxt/SDC-SN-ELF-MRF_deploy.prototxt --name SDC-SN-ELF-MRF \\
+        --out results/paper/eval/SDC-SN-ELF-MRF [--lmdb-dir datasets/work/lmdb] [--subsets ...] [--gpu N]
+
+Input per subset: the LMDB <lmdb-dir>/test_<subset>_lmdb (tools/build_lmdb.py), or a Caffe list file
+given with --list SUBSET=LIST (images resized to 256 like the LMDB builder does). Output in --out,
+replaced as a whole only when every subset is done:
+  predictions_<subset>.csv  index, key, label, pred, prob_pred, prob_label (one row per image)
+  confusion_<subset>.csv    6x6 counts, rows = true class, columns = predicted (0 Cr .. 5 Sc)
+  confusion.json            the same for every subset and for "enhanced"
+  accuracy.json             correct/total/accuracy/Wilson 95% CI per subset, and "enhanced" = the six
+                            degraded subsets pooled (when all six were evaluated); model size and sha1;
+                            throughput and batch-1 latency with the device named
+  provenance.json
+Skips the work when accuracy.json already records the same model, deploy net and inputs (--force redoes it).
+"""
+import argparse
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from sdc import degrade, evaluation, lmdb_io, neu, provenance
+from sdc.errors import UserError, run_main
+
+DEFAULT_LMDB_DIR = neu.REPO / "datasets" / "work" / "lmdb"
+
+
+def sha_of(path, algorithm="sha256"):
+    return hashlib.new(algorithm, Path(path).read_bytes()).hexdigest()
+
+
+def parse_lists(values):
+    lists = {}
+    for value in values:
+        subset, sep, path = value.partition("=")
+        if not sep or subset not in degrade.TEST_SUBSETS:
+            raise UserError(f"--list {value!r}: expected SUBSET=LIST with SUBSET one of "
+                            f"{', '.join(degrade.TEST_SUBSETS)}")
+        lists[subset] = Path(path)
+    return lists
+
+
+def plan_inputs(args):
+    """{subset: (source, fingerprint, count)} in the order asked."""
+    lists = parse_lists(args.list)
+    plan = {}
+    for subset in args.subsets or degrade.TEST_SUBSETS:
+        if subset in lists:
+            source = evaluation.ListSource(lists[subset], args.image_root)
+            plan[subset] = (source, sha_of(source.path), source.count())
+            continue
+        path = args.lmdb_dir / f"test_{subset}_lmdb"
+        info = lmdb_io.read_info(path)
+        if not (path / "data.mdb").is_file() or info is None:
+            raise UserError(f"no LMDB at {path}: run tools/build_lmdb.py (or pass --lmdb-dir, or --list {subset}=LIST)")
+        plan[subset] = (evaluation.LmdbSource(path), info.get("fingerprint"), info.get("count"))
+    return plan
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, required=True, help="the .caffemodel to evaluate")
+    parser.add_argument("--deploy", type=Path, required=True, help="its prototxt/<variant>_deploy.prototxt")
+    parser.add_argument("--name", required=True, help="row name in the tables, e.g. SDC-SN or released/SDC-SN")
+    parser.add_argument("--out", type=Path, required=True, help="output folder, e.g. results/paper/eval/<name>")
+    parser.add_argument("--lmdb-dir", type=Path, default=DEFAULT_LMDB_DIR, help="default: %(default)s")
+    parser.add_argument("--subsets", nargs="+", choices=degrade.TEST_SUBSETS, help="default: all seven")
+    parser.add_argument("--list", action="append", default=[], metavar="SUBSET=LIST",
+                        help="read SUBSET from a Caffe list file instead of its LMDB (repeatable)")
+    parser.add_argument("--image-root", type=Path, help="folder the --list paths are relative to "
+                        "(default: each list file's folder)")
+    parser.add_argument("--batch", type=int, default=evaluation.DEFAULT_BATCH, help="default: %(default)s")
+    parser.add_argument("--latency-repeats", type=int, default=20,
+                        help="batch-1 forward passes timed for the ms/image latency (0: skip; default %(default)s)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(),
+                        help="CPU only: processes with one BLAS thread each (default: the %(default)s cores)")
+    parser.add_argument("--gpu", type=int, help="GPU id (default: CPU)")
+    parser.add_argument("--force", action="store_true", help="evaluate even if --out is up to date")
+    args = parser.parse_args()
+    if args.batch < 1 or args.workers < 1:
+        raise UserError(f"--batch {args.batch} --workers {args.workers}: give positive numbers, e.g. 50 and 2")
+    if args.gpu is not None:
+        from sdc import gpu
+        gpu.require(args.gpu)
+    for path, what in ((args.model, "--model"), (args.deploy, "--deploy")):
+        if not path.is_file():
+            raise UserError(f"{what} {path} not found: pass an existing file")
+    plan = plan_inputs(args)
+    inputs = {"model": str(args.model), "model_sha1": sha_of(args.model, "sha1"),
+              "deploy": str(args.deploy), "deploy_sha256": sha_of(args.deploy),
+              "subsets": {s: {"source": str(src), "fingerprint": f, "count": n} for s, (src, f, n) in plan.items()}}
+    previous = args.out / evaluation.ACCURACY_FILE
+    if not args.force and previous.is_file() and json.loads(previous.read_text()).get("inputs") == inputs:
+        print(f"{args.out}: up to date ({args.name})")
+        return 0
+
+    sources = {subset: source for subset, (source, _, _) in plan.items()}
+    start = time.perf_counter()
+    with tqdm(total=sum(n for _, _, n in plan.values()), desc=args.name, unit="image") as bar:
+        results = evaluation.predict_sources(args.deploy, args.model, sources, args.batch, args.workers, args.gpu, bar)
+    wall = time.perf_counter() - start
+    n_images = sum(len(p) for p in results.values())
+    timing = {"device": provenance.device_description(args.gpu), "batch": args.batch,
+              "workers": 1 if args.gpu is not None else args.workers, "images": n_images,
+              "wall_s": round(wall, 2), "ms_per_image": 1000 * wall / n_images}
+    if args.latency_repeats > 0:
+        first_image = next(iter(next(iter(sources.values())).read(0, 1)))[1]
+        timing["latency_ms_batch1"] = evaluation.latency_ms(args.deploy, args.model, first_image,
+                                                            args.latency_repeats, args.gpu)
+        timing["latency_repeats"] = args.latency_repeats
+    accuracy = evaluation.write_eval_dir(args.out, args.name, inputs, args.model.stat().st_size, results, timing,
+                                         args.gpu)
+    for subset, entry in accuracy.items():
+        low, high = entry["ci95"]
+        print(f"{args.name:24s} {subset:9s} {100 * entry['accuracy']:6.2f}%  [{100 * low:.2f}, {100 * high:.2f}]  "
+              f"({entry['correct']}/{entry['total']})")
+    print(f"{n_images} images in {wall:.1f} s ({timing['ms_per_image']:.1f} ms/image, batch {args.batch}, "
+          f"{timing['workers']} worker(s), {timing['device']}); results in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -82,20 +82,9 @@ def fingerprint(entries):
     return digest.hexdigest()
 
 
-def parse_external(values):
-    external = {}
-    for value in values:
-        subset, sep, folder = value.partition("=")
-        if not sep or subset not in degrade.TEST_SUBSETS:
-            raise UserError(f"--external {value!r}: expected SUBSET=DIR with SUBSET one of "
-                            f"{', '.join(degrade.TEST_SUBSETS)}")
-        external[subset] = folder
-    return external
-
-
 def collect(args):
     """{target: [(relative path, file, label)]} of the LMDBs to build."""
-    external = parse_external(args.external)
+    external = degrade.parse_subset_options(args.external, "--external", "DIR")
     targets = args.only or TARGETS
     needs_neu = any(t in ("train", "original") and t not in external for t in targets)
     files = neu.verified_files(neu.locate(args.neu_dir)) if needs_neu else {}
@@ -153,7 +142,7 @@ def main():
     if times:
         provenance.write(args.out, wall_times=times, command="tools/build_lmdb.py",
                          inputs={t: len(e) for t, e in plan.items()}, per_class=args.per_class,
-                         external=parse_external(args.external))
+                         external=degrade.parse_subset_options(args.external, "--external", "DIR"))
     return 0
 
 

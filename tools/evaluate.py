@@ -36,20 +36,9 @@ def sha_of(path, algorithm="sha256"):
     return hashlib.new(algorithm, Path(path).read_bytes()).hexdigest()
 
 
-def parse_lists(values):
-    lists = {}
-    for value in values:
-        subset, sep, path = value.partition("=")
-        if not sep or subset not in degrade.TEST_SUBSETS:
-            raise UserError(f"--list {value!r}: expected SUBSET=LIST with SUBSET one of "
-                            f"{', '.join(degrade.TEST_SUBSETS)}")
-        lists[subset] = Path(path)
-    return lists
-
-
 def plan_inputs(args):
     """{subset: (source, fingerprint, count)} in the order asked."""
-    lists = parse_lists(args.list)
+    lists = {subset: Path(path) for subset, path in degrade.parse_subset_options(args.list, "--list", "LIST").items()}
     plan = {}
     for subset in args.subsets or degrade.TEST_SUBSETS:
         if subset in lists:

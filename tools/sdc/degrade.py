@@ -11,6 +11,8 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from .errors import UserError
+
 DEFAULT_SEED = 2019
 DRAWS = 5  # per test image and subset: 60 test images x 5 = 300 per class, as the paper's Table 5
 # subset name -> (degradation, parameter); "original" is the held-out images themselves.
@@ -24,6 +26,17 @@ SUBSETS = {
 }
 TEST_SUBSETS = ("original",) + tuple(SUBSETS)
 PADDINGS = ("replicate", "zero")
+
+
+def parse_subset_options(values, option, what):
+    """``["noise_20=DIR", ...]`` from a repeatable ``--option SUBSET=WHAT`` into {subset: str}."""
+    parsed = {}
+    for value in values:
+        subset, sep, target = value.partition("=")
+        if not sep or subset not in TEST_SUBSETS:
+            raise UserError(f"{option} {value!r}: expected SUBSET={what} with SUBSET one of {', '.join(TEST_SUBSETS)}")
+        parsed[subset] = target
+    return parsed
 _EPS = np.finfo(np.float64).eps  # MATLAB's eps
 
 

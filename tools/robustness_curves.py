@@ -17,6 +17,7 @@ draw from its own seeded stream, so every model sees the same pixels. Writes to 
 import argparse
 import csv
 import io
+import json
 import os
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sdc import atomic, degrade, evaluation, neu, provenance, stats
+from sdc import atomic, degrade, evaluation, lmdb_io, neu, provenance, stats, weights
 from sdc.errors import UserError, run_main
 
 DEFAULT_LMDB_DIR = neu.REPO / "datasets" / "work" / "lmdb"
@@ -159,6 +160,7 @@ def main():
     parser.add_argument("--workers", type=int, default=os.cpu_count(),
                         help="CPU only: processes with one BLAS thread each (default: the %(default)s cores)")
     parser.add_argument("--gpu", type=int, help="GPU id (default: CPU)")
+    parser.add_argument("--force", action="store_true", help="sweep even if --out is up to date")
     args = parser.parse_args()
     if min(args.draws, args.batch, args.workers) < 1:
         raise UserError("--draws, --batch and --workers must be positive")
@@ -169,12 +171,22 @@ def main():
     n_images = len(read_originals(args.lmdb_dir, args.per_class))  # fails early on a bad LMDB
     for name, (model, deploy) in models.items():
         evaluation.load_net(deploy, model, 1)  # fails early, once, on a bad model
+    inputs = {"models": {name: {"caffemodel_sha1": weights.sha1_of(model), "deploy_sha256": neu.sha256_file(deploy)}
+                         for name, (model, deploy) in models.items()},
+              "test_original_lmdb": (lmdb_io.read_info(args.lmdb_dir / "test_original_lmdb") or {}).get("fingerprint"),
+              "per_class": args.per_class, "draws": args.draws, "seed": args.seed,
+              "degradations": list(args.degradations)}
+    previous = args.out / "inputs.json"
+    if not args.force and previous.is_file() and json.loads(previous.read_text()) == inputs:
+        print(f"{args.out}: up to date")
+        return 0
     start = time.perf_counter()
     rows = sweep(args, models)
     wall = round(time.perf_counter() - start, 2)
     with atomic.atomic_path(args.out) as tmp:
         tmp.mkdir(parents=True)
         (tmp / "curves.csv").write_text(csv_text(rows))
+        (tmp / "inputs.json").write_text(json.dumps(inputs, indent=2) + "\n")
         for degradation in args.degradations:
             plot(rows, degradation, tmp / f"robustness_{degradation}.png")
         provenance.write(tmp, gpu=args.gpu, seeds={"degradations": args.seed}, wall_times={"sweep": wall},

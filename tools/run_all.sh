@@ -7,8 +7,8 @@
 #
 # Profiles: `paper` trains with the committed solvers (GPU expected: ~6 h per model on 2 CPU cores);
 # `smoke` (the default without --gpu) runs the same pipeline with a short schedule (tools/sdc/training.py)
-# and evaluates on the first --eval-per-class test images per class (default 20), in about 30 min on
-# 2 CPU cores; its results are labelled as not the paper's schedule. --per-class N shrinks every data set
+# and evaluates on the first --eval-per-class test images per class (default 20; robustness curves on 5),
+# in about 30 min on 2 CPU cores; its results are labelled as not the paper's schedule. --per-class N shrinks every data set
 # (CI). Every stage skips work whose outputs are up to date, and training resumes from its last snapshot,
 # so re-running after an interruption continues where it stopped. Results: <results-dir>/<profile>/.
 set -euo pipefail
@@ -117,6 +117,18 @@ for model in "${released[@]}"; do
   stage "evaluate released/$model (the authors' weights)"
   evaluate "released/$model" "pretrained/weights/$model.caffemodel" "$model"
 done
+
+stage "robustness curves (beyond the paper): accuracy vs SNR, alpha, blur length"
+curve_models=()
+for variant in SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF; do
+  curve_models+=(--model "$variant" "$runs/$variant/final.caffemodel" "prototxt/${variant}_deploy.prototxt")
+done
+for model in "${released[@]}"; do
+  curve_models+=(--model "released/$model" "pretrained/weights/$model.caffemodel" "prototxt/${model}_deploy.prototxt")
+done
+curve_per_class=${per_class:-$([ "$profile" = smoke ] && echo 5 || true)}
+py tools/robustness_curves.py "${curve_models[@]}" --out "$results/robustness" --lmdb-dir "$data_dir/lmdb" \
+  ${curve_per_class:+--per-class "$curve_per_class"} "${gpu_args[@]}"
 
 stage "tables and figures"
 py tools/make_tables.py --profile "$profile" --results "$results" --lmdb-dir "$data_dir/lmdb"

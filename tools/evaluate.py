@@ -18,7 +18,6 @@ replaced as a whole only when every subset is done:
 Skips the work when accuracy.json already records the same model, deploy net and inputs (--force redoes it).
 """
 import argparse
-import hashlib
 import json
 import os
 import time
@@ -26,14 +25,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sdc import degrade, evaluation, lmdb_io, neu, provenance
+from sdc import degrade, evaluation, lmdb_io, neu, provenance, weights
 from sdc.errors import UserError, run_main
 
 DEFAULT_LMDB_DIR = neu.REPO / "datasets" / "work" / "lmdb"
-
-
-def sha_of(path, algorithm="sha256"):
-    return hashlib.new(algorithm, Path(path).read_bytes()).hexdigest()
 
 
 def plan_inputs(args):
@@ -43,7 +38,7 @@ def plan_inputs(args):
     for subset in args.subsets or degrade.TEST_SUBSETS:
         if subset in lists:
             source = evaluation.ListSource(lists[subset], args.image_root)
-            plan[subset] = (source, sha_of(source.path), source.count())
+            plan[subset] = (source, neu.sha256_file(source.path), source.count())
             continue
         path = args.lmdb_dir / f"test_{subset}_lmdb"
         info = lmdb_io.read_info(path)
@@ -82,8 +77,8 @@ def main():
         if not path.is_file():
             raise UserError(f"{what} {path} not found: pass an existing file")
     plan = plan_inputs(args)
-    inputs = {"model": str(args.model), "model_sha1": sha_of(args.model, "sha1"),
-              "deploy": str(args.deploy), "deploy_sha256": sha_of(args.deploy),
+    inputs = {"model": str(args.model), "model_sha1": weights.sha1_of(args.model),
+              "deploy": str(args.deploy), "deploy_sha256": neu.sha256_file(args.deploy),
               "subsets": {s: {"source": str(src), "fingerprint": f, "count": n} for s, (src, f, n) in plan.items()}}
     previous = args.out / evaluation.ACCURACY_FILE
     if not args.force and previous.is_file() and json.loads(previous.read_text()).get("inputs") == inputs:

@@ -11,7 +11,6 @@ learning_curve.csv / .png and provenance.json. Running the same command again re
 latest snapshot; a finished run is left alone. Ctrl-C makes Caffe snapshot and stop (resumable).
 """
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -21,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from sdc import atomic, caffe_env, caffe_log, gpu, lmdb_io, provenance, training, weights
+from sdc import atomic, caffe_env, caffe_log, gpu, lmdb_io, neu, provenance, training, weights
 from sdc.errors import UserError, run_main
 
 INTERRUPTED = 130  # exit status of a run stopped by Ctrl-C, as a shell reports SIGINT
@@ -74,10 +73,6 @@ def init_weights(path):
         raise UserError(f"weights file {path} not found: run tools/fetch_pretrained.py squeezenet_v1.0 "
                         "(offline: tools/decode_deep_compression.py --from DIR) or pass an existing --weights FILE")
     return path.resolve()
-
-
-def sha256_of(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def new_log_path(run_dir):
@@ -151,8 +146,8 @@ def write_provenance(run_dir, args, solver, net, init, sessions):
                     "caffe_train_last_session": sessions[-1]["wall_s"]},
         variant=args.variant, profile=args.profile, schedule_label=schedule_label(args),
         solver_source=str(args.solver or training.default_solver(args.variant)),
-        solver_sha256=sha256_of(run_dir / training.SOLVER_FILE),
-        train_val_sha256=sha256_of(run_dir / training.NET_FILE),
+        solver_sha256=neu.sha256_file(run_dir / training.SOLVER_FILE),
+        train_val_sha256=neu.sha256_file(run_dir / training.NET_FILE),
         weights={"path": str(init), "sha1": weights.sha1_of(init)},
         lmdbs=lmdb_record(net), schedule={"base_lr": float(f"{solver.base_lr:.7g}"),  # float32 in the proto
                                           "max_iter": solver.max_iter,

@@ -133,11 +133,14 @@ py tools/robustness_curves.py "${curve_models[@]}" --out "$results/robustness" -
 stage "tables and figures"
 py tools/make_tables.py --profile "$profile" --results "$results" --lmdb-dir "$data_dir/lmdb"
 py tools/make_figures.py --profile "$profile" --results "$results" --lmdb-dir "$eval_lmdb"
+mkdir -p "$results/learning_curves" "$results/logs"
 for variant in SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF; do
-  mkdir -p "$results/learning_curves"
   cp "$runs/$variant/learning_curve.csv" "$results/learning_curves/$variant.csv"
   cp "$runs/$variant/learning_curve.png" "$results/learning_curves/$variant.png"
+  mkdir -p "$results/logs/$variant"
+  cp "$runs/$variant"/train-*.log "$runs/$variant"/{provenance.json,solver.prototxt,train_val.prototxt} "$results/logs/$variant/"
 done
 
 stage "done in $((SECONDS - started)) s"
+cp "$log" "$results/logs/"
 echo "results: $results/tables.md (log: $log)"

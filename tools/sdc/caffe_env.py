@@ -39,6 +39,27 @@ def caffe_bin():
     return path
 
 
+def caffe_pb2():
+    """pycaffe's generated protobuf module (caffe.proto)."""
+    import_caffe()
+    from caffe.proto import caffe_pb2 as pb2
+    return pb2
+
+
+def read_proto(path, message, fix="fix the file"):
+    """Parse the text proto at ``path`` into ``message``; Caffe itself would abort the process on an
+    unreadable one, so a bad file becomes a one-line UserError ending in ``fix``."""
+    from google.protobuf import text_format
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} not found: pass an existing file")
+    try:
+        text_format.Merge(path.read_text(), message)
+    except (text_format.ParseError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not a Caffe prototxt ({type(message).__name__}: {e}): {fix}") from e
+    return message
+
+
 def build_info():
     """The BUILD_INFO.json install_caffe.sh wrote (source hash, patches, flags); {} if absent."""
     path = prefix().parent / "BUILD_INFO.json"

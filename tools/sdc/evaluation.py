@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import atomic, degrade, lmdb_io, neu, netcheck, provenance, split, stats
+from .caffe_env import caffe_pb2, import_caffe, read_proto
 from .errors import UserError
 
 MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32)
@@ -61,8 +62,7 @@ def load_net(deploy, model, batch, gpu=None):
     for path, what in ((deploy, "deploy prototxt"), (model, "caffemodel")):
         if not Path(path).is_file():
             raise UserError(f"{what} {path} not found: pass an existing file")
-    _check_prototxt_text(deploy)
-    from .caffe_env import import_caffe
+    read_proto(deploy, caffe_pb2().NetParameter(), fix="pass a prototxt/*_deploy.prototxt")
     caffe = import_caffe()
     if gpu is None:
         caffe.set_mode_cpu()
@@ -80,18 +80,6 @@ def load_net(deploy, model, batch, gpu=None):
         raise UserError(f"{deploy}: '{OUTPUT_BLOB}' has {net.blobs[OUTPUT_BLOB].data.shape[1]} classes, "
                         f"expected {NUM_CLASSES}")
     return net
-
-
-def _check_prototxt_text(path):
-    """Caffe aborts the process on a prototxt it cannot parse; parse it here first."""
-    from google.protobuf import text_format
-    from .caffe_env import import_caffe
-    import_caffe()
-    from caffe.proto import caffe_pb2
-    try:
-        text_format.Merge(Path(path).read_text(), caffe_pb2.NetParameter())
-    except (text_format.ParseError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is not a Caffe prototxt ({e}): pass a prototxt/*_deploy.prototxt") from e
 
 
 class LmdbSource:

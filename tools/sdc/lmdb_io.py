@@ -11,17 +11,11 @@ import lmdb
 import numpy as np
 
 from . import atomic
-from .caffe_env import import_caffe
+from .caffe_env import caffe_pb2
 from .errors import UserError
 
 INFO_FILE = "build.json"
 CHANNELS = 3
-
-
-def _datum_class():
-    import_caffe()
-    from caffe.proto import caffe_pb2
-    return caffe_pb2.Datum
 
 
 def record_key(index, rel):
@@ -31,13 +25,13 @@ def record_key(index, rel):
 def encode(gray, label):
     """Datum bytes of a grey uint8 image replicated into 3 channels (B = G = R)."""
     data = np.ascontiguousarray(gray, dtype=np.uint8).tobytes() * CHANNELS  # C x H x W planes
-    return _datum_class()(channels=CHANNELS, height=gray.shape[0], width=gray.shape[1],
+    return caffe_pb2().Datum(channels=CHANNELS, height=gray.shape[0], width=gray.shape[1],
                           data=data, label=int(label)).SerializeToString()
 
 
 def decode(value):
     """(uint8 array C x H x W, label) of Datum bytes."""
-    datum = _datum_class().FromString(value)
+    datum = caffe_pb2().Datum.FromString(value)
     if datum.encoded:
         raise UserError("encoded (compressed) Datum records are not supported by this reader")
     array = np.frombuffer(datum.data, dtype=np.uint8)

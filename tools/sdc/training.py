@@ -14,7 +14,7 @@ from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
 from . import atomic
-from .caffe_env import import_caffe
+from .caffe_env import caffe_pb2, read_proto
 from .errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,25 +46,8 @@ PROFILES = {
 }
 
 
-def caffe_pb2():
-    import_caffe()
-    from caffe.proto import caffe_pb2 as pb2
-    return pb2
-
-
 def default_solver(variant):
     return REPO / "solvers" / f"{variant}_solver.prototxt"
-
-
-def read_proto(path, message):
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path} not found: pass an existing file")
-    try:
-        text_format.Merge(path.read_text(), message)
-    except text_format.ParseError as e:
-        raise UserError(f"{path} is not a valid {type(message).__name__} ({e}): fix the file") from e
-    return message
 
 
 def lmdb_entries(path):

@@ -34,9 +34,7 @@ LAYER_TIME = re.compile(r"\]\s+(\S+)\s+(forward|backward): ([0-9.]+) ms")
 
 def timing_net(deploy_path, batch):
     """The deploy net with batch-size inputs and a loss, as NetParameter text."""
-    from caffe.proto import caffe_pb2
-    net = caffe_pb2.NetParameter()
-    text_format.Merge(Path(deploy_path).read_text(), net)
+    net = caffe_env.read_proto(deploy_path, caffe_env.caffe_pb2().NetParameter())
     data = next(layer for layer in net.layer if layer.type == "Input")
     data.input_param.shape[0].dim[0] = batch
     label = net.layer.add(name="label", type="Input", top=["label"])

@@ -98,3 +98,37 @@ def test_build_tool_smoke_and_skip(neu_dir, tmp_path):
     assert test_labels == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
     again = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     assert again.returncode == 0 and again.stdout.count("up to date") == 2
+
+
+def test_dihedral_transforms_by_hand():
+    import build_lmdb
+    image = np.array([[1, 2], [3, 4]], np.uint8)
+    expected = {"rot0": [[1, 2], [3, 4]], "rot90": [[2, 4], [1, 3]], "rot180": [[4, 3], [2, 1]],
+                "rot270": [[3, 1], [4, 2]], "rot0_flip": [[2, 1], [4, 3]], "rot90_flip": [[4, 2], [3, 1]],
+                "rot180_flip": [[3, 4], [1, 2]], "rot270_flip": [[1, 3], [2, 4]]}
+    assert build_lmdb.DIHEDRAL == tuple(expected)
+    for name, pixels in expected.items():
+        np.testing.assert_array_equal(build_lmdb.dihedral(image, name), pixels, err_msg=name)
+
+
+def test_augmented_training_lmdb_holds_every_image_eight_times_shuffled(neu_dir, tmp_path):
+    command = [sys.executable, "tools/build_lmdb.py", "--neu-dir", str(neu_dir), "--out", str(tmp_path),
+               "--only", "train", "train_aug8", "--per-class", "1", "--jobs", "2"]
+    run = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    plain = {key.split("_", 1)[1]: (planes, label) for key, planes, label in lmdb_io.read(tmp_path / "train_lmdb")}
+    augmented = list(lmdb_io.read(tmp_path / "train_aug8_lmdb"))
+    assert len(augmented) == 48 and json.loads((tmp_path / "train_aug8_lmdb/build.json").read_text())["count"] == 48
+    seen = {}
+    for index, (key, planes, label) in enumerate(augmented):
+        rel, transform = key.split("_", 1)[1].split("@")
+        assert key.startswith(f"{index:08d}_")
+        original, original_label = plain[rel]
+        assert label == original_label
+        k = int(transform[3:].removesuffix("_flip")) // 90
+        expected = np.rot90(original, k, axes=(1, 2))
+        np.testing.assert_array_equal(planes, expected[:, :, ::-1] if transform.endswith("_flip") else expected)
+        seen.setdefault(rel, set()).add(transform)
+    assert all(len(t) == 8 for t in seen.values()) and len(seen) == 6
+    labels = [label for _, _, label in augmented]
+    assert labels != sorted(labels)  # stored shuffled: Caffe's Data layer reads in key order

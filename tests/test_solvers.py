@@ -30,7 +30,8 @@ def data_layers(variant):
 
 
 def test_the_solver_folder_holds_exactly_the_checked_files():
-    assert {p.name for p in SOLVERS.glob("*.prototxt")} == {f"{s}_solver.prototxt" for s in ALL_SOLVERS}
+    # ETE_solver.prototxt (the from-scratch baseline): tests/test_baseline_nets.py
+    assert {p.name for p in SOLVERS.glob("*.prototxt")} == {f"{s}_solver.prototxt" for s in (*ALL_SOLVERS, "ETE")}
 
 
 @pytest.mark.parametrize("name", sorted(ALL_SOLVERS))

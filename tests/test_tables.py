@@ -20,8 +20,10 @@ WRONG = {
     "SDC-SN": {"lum_1": {3: 1}, "noise_20": {0: 1, 1: 0}, "blur_5": {5: 4}},
     "SDC-SN-ELF": {"noise_20": {0: 1}},
     "released/SDC-SN-ELF-MRF": {"original": {}},
+    "GLCM+SVM": {"original": {2: 3}},   # a baseline: a row of Table 3 only
 }
-ONLY = {"released/SDC-SN-ELF-MRF": ("original",)}
+ONLY = {"released/SDC-SN-ELF-MRF": ("original",), "GLCM+SVM": ("original",)}
+NOT_RUN = {"DeCAF+MLR": "CaffeNet weights not available (fixture)"}
 TIMING = {"device": "CPU: fixture (2 logical cores)", "batch": 50, "images": 42, "wall_s": 1.0,
           "ms_per_image": 23.8, "latency_ms_batch1": 41.25}
 
@@ -40,16 +42,17 @@ def write_fixture_evals(results):
         subsets = ONLY.get(name, degrade.TEST_SUBSETS)
         preds = {s: fixture_predictions(wrong.get(s, {})) for s in subsets}
         inputs = {"model": f"{name}.caffemodel", "model_sha1": "0" * 40}
+        if not name.startswith(tables.RELEASED):
+            inputs["train_images"] = 1440
         evaluation.write_eval_dir(results / "eval" / name, name, inputs, 3_073_200, preds, TIMING)
-    train = results / "lmdb" / "train_lmdb"
-    train.mkdir(parents=True)
-    (train / "build.json").write_text(json.dumps({"count": 1440}))
+    for name, reason in NOT_RUN.items():
+        evaluation.write_not_run(results / "eval" / name, name, reason)
 
 
 def make_tables(results, profile="paper", paper_values=FIXTURES / "paper_values.csv"):
     return subprocess.run([sys.executable, str(REPO / "tools" / "make_tables.py"), "--profile", profile,
-                           "--results", str(results), "--paper-values", str(paper_values),
-                           "--lmdb-dir", str(results / "lmdb")], capture_output=True, text=True)
+                           "--results", str(results), "--paper-values", str(paper_values)],
+                          capture_output=True, text=True)
 
 
 def test_fixture_gives_exactly_the_expected_markdown_and_csv(tmp_path):
@@ -82,6 +85,10 @@ def test_expected_cells_are_right_by_hand():
         "ms,,,,,8.0,,test fixture (not the paper),not run: no eval/SDC-SN-ELF-MRF/accuracy.json")
     assert line("4", "released/SDC-SN-ELF-MRF", "model_mb") == \
         "4,released/SDC-SN-ELF-MRF,model_mb,MB,3.0732,,,,3.1,-0.0268,test fixture (not the paper),"
+    # A baseline: 5/6 -> Wilson (0.436497, 0.969947); only Table 3 lists it. A not_run.json gives its reason.
+    assert line("3", "GLCM+SVM", "original") == "3,GLCM+SVM,original,%,83.3333,43.6497,96.9947,6,,,,"
+    assert not any(r.startswith(("2,GLCM+SVM,", "4,GLCM+SVM,")) for r in rows)
+    assert line("3", "DeCAF+MLR", "enhanced").endswith(",not run: CaffeNet weights not available (fixture)")
     assert line("5 lum_0.4 SDC-SN-ELF-MRF", "lum_0.4 Cr", "Cr").endswith(
         "images,,,,,300,,test fixture (not the paper),not run: no eval/SDC-SN-ELF-MRF/accuracy.json")
 
@@ -148,7 +155,7 @@ def test_committed_paper_values_render_in_table_4(tmp_path):
     write_fixture_evals(tmp_path)
     assert make_tables(tmp_path, paper_values=PAPER_VALUES).returncode == 0
     text = (tmp_path / "tables.md").read_text()
-    ete = "not run: baseline not implemented yet (no eval/ETE/accuracy.json)"
+    ete = "not run: no eval/ETE/accuracy.json"
     assert f"| ETE | {ete} · paper: not transcribed |" in text  # Table 3: no ETE value transcribed
     assert f"| ETE | {ete} · paper: not transcribed | {ete} · paper 5.3 |" in text  # Table 4
     assert "3.07 · paper 3.1 · Δ -0.03" in text

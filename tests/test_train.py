@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from caffe.proto import caffe_pb2
 
+import train as train_tool
 from sdc import caffe_log, training
 from sdc.errors import UserError
 
@@ -214,6 +215,23 @@ def test_smoke_and_paper_schedules_of_the_committed_solvers(tmp_path, caffe):
         assert paper == committed and paper.base_lr == pytest.approx(0.01)
         sources = [layer.data_param.source for layer in net.layer if layer.type == "Data"]
         assert sources == [str(tmp_path / "train_lmdb"), str(tmp_path / "test_original_lmdb")]
+
+
+def test_ete_trains_from_scratch_with_its_own_schedule_shortened_by_smoke(tmp_path, caffe):
+    write_count_only_lmdb(tmp_path / "train_aug8_lmdb", 11520)
+    write_count_only_lmdb(tmp_path / "test_original_lmdb", 360)
+    schedule = lambda s: (s.type, s.base_lr, s.max_iter, s.iter_size, s.stepsize, s.snapshot,  # noqa: E731
+                          s.test_interval, list(s.test_iter))
+    solver_path = training.default_solver("ETE")
+    paper, net = training.prepare(solver_path, "ETE", "paper", tmp_path)
+    assert schedule(paper) == ("SGD", pytest.approx(0.01), 5400, 1, 2160, 540, 540, [6])
+    smoke, _ = training.prepare(solver_path, "ETE", "smoke", tmp_path)
+    assert schedule(smoke) == ("SGD", pytest.approx(0.01), 90, 1, 36, 30, 30, [6])
+    assert [layer.data_param.source for layer in net.layer if layer.type == "Data"] == [
+        str(tmp_path / "train_aug8_lmdb"), str(tmp_path / "test_original_lmdb")]
+    assert train_tool.init_weights(None, "ETE") is None
+    with pytest.raises(UserError, match="ETE is trained from scratch: drop --weights"):
+        train_tool.init_weights(Path("squeezenet.caffemodel"), "ETE")
 
 
 def test_smoke_profile_writes_its_own_base_lr_and_paper_keeps_the_solver(tmp_path, caffe):

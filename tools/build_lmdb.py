@@ -7,6 +7,11 @@ bilinear resize to 256 (OpenCV INTER_LINEAR sampling, see docs/data.md); images 
 256x256 (the enhanced set) are stored as they are. Each LMDB is built in a temporary folder,
 verified (count, shape, labels) and renamed into place; it is skipped when its inputs are unchanged.
 
+--only train_aug8 builds train_aug8_lmdb, the ETE baseline's training set: every training image
+x {rot0, rot90, rot180, rot270} x {as is, mirrored left-right} (1440 x 8 = 11,520), keyed
+'<index>_<path>@<transform>' and stored in a seeded random order, because Caffe's Data layer reads
+in key order and never shuffles. It is not built by default.
+
 --external SUBSET=DIR builds test_<SUBSET>_lmdb from another enhanced set instead (e.g. the
 authors' published one): every image under DIR, labelled by its file-name prefix (Cr_, In_, ...)
 or its class folder name.
@@ -18,6 +23,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from sdc import degrade, lmdb_io, neu, provenance, split
@@ -26,21 +32,41 @@ from sdc.errors import UserError, run_main
 DEFAULT_OUT = neu.REPO / "datasets" / "work" / "lmdb"
 DEFAULT_ENHANCED = neu.REPO / "datasets" / "work" / "enhanced"
 TARGETS = ("train",) + degrade.TEST_SUBSETS
+AUGMENTED = "train_aug8"
+DIHEDRAL = tuple(f"rot{90 * k}{flip}" for flip in ("", "_flip") for k in range(4))
+AUGMENT_SEED = 42
 IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
 FORMAT_VERSION = 1  # bump when the records change for the same inputs
 
 
 def lmdb_name(target):
-    return "train_lmdb" if target == "train" else f"test_{target}_lmdb"
+    return f"{target}_lmdb" if target in ("train", AUGMENTED) else f"test_{target}_lmdb"
+
+
+def dihedral(image, transform):
+    """``image`` rotated counter-clockwise by the angle of a DIHEDRAL name, then mirrored for *_flip."""
+    rotated = np.rot90(image, int(transform[3:].removesuffix("_flip")) // 90)
+    return np.fliplr(rotated) if transform.endswith("_flip") else rotated
 
 
 def encode_record(item):
-    """(key, Datum bytes) of one list entry, resized to the network side when it is not already."""
+    """(key, Datum bytes) of one list entry, resized to the network side when it is not already,
+    then transformed when its path ends in '@<DIHEDRAL name>'."""
     index, rel, path, label = item
     image = neu.load(path)
     if image.shape != (neu.NETWORK_SIDE, neu.NETWORK_SIDE):
         image = neu.resize_bilinear(image, neu.NETWORK_SIDE)
+    _, _, transform = rel.partition("@")
+    if transform:
+        image = dihedral(image, transform)
     return lmdb_io.record_key(index, rel), lmdb_io.encode(image, label)
+
+
+def augmented_entries(entries):
+    """Every entry under each DIHEDRAL transform, in a seeded random order."""
+    augmented = [(f"{rel}@{transform}", path, label) for rel, path, label in entries for transform in DIHEDRAL]
+    order = np.random.default_rng(AUGMENT_SEED).permutation(len(augmented))
+    return [augmented[i] for i in order]
 
 
 def neu_entries(list_path, files, per_class):
@@ -86,12 +112,14 @@ def collect(args):
     """{target: [(relative path, file, label)]} of the LMDBs to build."""
     external = degrade.parse_subset_options(args.external, "--external", "DIR")
     targets = args.only or TARGETS
-    needs_neu = any(t in ("train", "original") and t not in external for t in targets)
+    needs_neu = any(t in ("train", AUGMENTED, "original") and t not in external for t in targets)
     files = neu.verified_files(neu.locate(args.neu_dir)) if needs_neu else {}
     plan = {}
     for target in targets:
         if target in external:
             plan[target] = external_entries(external[target], args.per_class)
+        elif target == AUGMENTED:
+            plan[target] = augmented_entries(neu_entries(Path(args.splits) / "train.txt", files, args.per_class))
         elif target in ("train", "original"):
             list_name = "train.txt" if target == "train" else "test.txt"
             plan[target] = neu_entries(Path(args.splits) / list_name, files, args.per_class)
@@ -114,7 +142,8 @@ def main():
     parser.add_argument("--splits", default=split.DEFAULT_DIR, help="folder of train.txt/test.txt (default: %(default)s)")
     parser.add_argument("--enhanced", default=DEFAULT_ENHANCED, help="make_enhanced.py output (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="default: %(default)s")
-    parser.add_argument("--only", nargs="+", choices=TARGETS, help="build only these (default: all 8)")
+    parser.add_argument("--only", nargs="+", choices=TARGETS + (AUGMENTED,),
+                        help=f"build only these (default: the 8 of {', '.join(TARGETS)})")
     parser.add_argument("--external", action="append", default=[], metavar="SUBSET=DIR",
                         help="take test subset SUBSET from the images under DIR (repeatable)")
     parser.add_argument("--per-class", type=int, help="smoke test: only the first N images per class "

@@ -4,6 +4,7 @@
     tools/evaluate.py --model runs/paper/SDC-SN-ELF-MRF/final.caffemodel \\
         --deploy prototxt/SDC-SN-ELF-MRF_deploy.prototxt --name SDC-SN-ELF-MRF \\
         --out results/paper/eval/SDC-SN-ELF-MRF [--lmdb-dir datasets/work/lmdb] [--subsets ...] [--gpu N]
+        [--train-lmdb datasets/work/lmdb/train_lmdb]
 
 Input per subset: the LMDB <lmdb-dir>/test_<subset>_lmdb (tools/build_lmdb.py), or a Caffe list file
 given with --list SUBSET=LIST (images resized to 256 like the LMDB builder does). Output in --out,
@@ -13,7 +14,8 @@ replaced as a whole only when every subset is done:
   confusion.json            the same for every subset and for "enhanced"
   accuracy.json             correct/total/accuracy/Wilson 95% CI per subset, and "enhanced" = the six
                             degraded subsets pooled (when all six were evaluated); model size and sha1;
-                            throughput and batch-1 latency with the device named
+                            throughput and batch-1 latency with the device named; with --train-lmdb,
+                            the number of images the model was trained on (Table 4)
   provenance.json
 Skips the work when accuracy.json already records the same model, deploy net and inputs (--force redoes it).
 """
@@ -41,9 +43,7 @@ def plan_inputs(args):
             plan[subset] = (source, neu.sha256_file(source.path), source.count())
             continue
         path = args.lmdb_dir / f"test_{subset}_lmdb"
-        info = lmdb_io.read_info(path)
-        if not (path / "data.mdb").is_file() or info is None:
-            raise UserError(f"no LMDB at {path}: run tools/build_lmdb.py (or pass --lmdb-dir, or --list {subset}=LIST)")
+        info = lmdb_io.require_info(path, f"run tools/build_lmdb.py (or pass --lmdb-dir, or --list {subset}=LIST)")
         plan[subset] = (evaluation.LmdbSource(path), info.get("fingerprint"), info.get("count"))
     return plan
 
@@ -65,6 +65,8 @@ def main():
                         help="batch-1 forward passes timed for the ms/image latency (0: skip; default %(default)s)")
     parser.add_argument("--workers", type=int, default=os.cpu_count(),
                         help="CPU only: processes with one BLAS thread each (default: the %(default)s cores)")
+    parser.add_argument("--train-lmdb", type=Path, help="the LMDB the model was trained on: its record count "
+                        "goes into Table 4 (omit for models trained elsewhere)")
     parser.add_argument("--gpu", type=int, help="GPU id (default: CPU)")
     parser.add_argument("--force", action="store_true", help="evaluate even if --out is up to date")
     args = parser.parse_args()
@@ -80,6 +82,9 @@ def main():
     inputs = {"model": str(args.model), "model_sha1": weights.sha1_of(args.model),
               "deploy": str(args.deploy), "deploy_sha256": neu.sha256_file(args.deploy),
               "subsets": {s: {"source": str(src), "fingerprint": f, "count": n} for s, (src, f, n) in plan.items()}}
+    if args.train_lmdb is not None:
+        inputs.update(train_lmdb=str(args.train_lmdb), train_images=lmdb_io.require_info(
+            args.train_lmdb, "pass the LMDB the model was trained on (tools/build_lmdb.py builds it)")["count"])
     previous = args.out / evaluation.ACCURACY_FILE
     if not args.force and previous.is_file() and json.loads(previous.read_text()).get("inputs") == inputs:
         print(f"{args.out}: up to date ({args.name})")

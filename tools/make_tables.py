@@ -2,24 +2,23 @@
 """Regenerate the paper's Tables 2-5 with our values beside the paper's.
 
     tools/make_tables.py --profile paper [--results results/paper] [--paper-values docs/paper_values.csv]
-                         [--lmdb-dir datasets/work/lmdb]
 
-Reads every evaluation folder under <results>/eval (tools/evaluate.py; rows SDC-SN, SDC-SN-ELF,
-SDC-SN-ELF-MRF and released/<variant>) and the paper's transcribed values, and writes to <results>:
+Reads every evaluation folder under <results>/eval (accuracy.json of tools/evaluate.py,
+tools/classical_baselines.py or tools/decaf_mlr.py; not_run.json where a tool said why it could not
+run) and the paper's transcribed values, and writes to <results>:
   tables.md, tables.csv (one line per cell), tables.tex   Tables 2, 2-McNemar, 3, 4, 5
   summary.json  {"profile", "models": {name: {subset: accuracy fraction or null, ..., "enhanced"}}, "provenance"}
-The training-image count of our models is the count in <lmdb-dir>/train_lmdb/build.json.
+The training-image count of a model is what its evaluation recorded (tools/evaluate.py --train-lmdb).
 """
 import argparse
 import hashlib
 import json
 from pathlib import Path
 
-from sdc import atomic, lmdb_io, neu, provenance, tables
+from sdc import atomic, neu, provenance, tables
 from sdc.errors import UserError, run_main
 
 DEFAULT_PAPER_VALUES = neu.REPO / "docs" / "paper_values.csv"
-DEFAULT_LMDB_DIR = neu.REPO / "datasets" / "work" / "lmdb"
 
 
 def shown(path):
@@ -39,18 +38,11 @@ def header(profile, paper_values):
     return lines
 
 
-def train_image_count(lmdb_dir):
-    info = lmdb_io.read_info(Path(lmdb_dir) / "train_lmdb")
-    return info.get("count") if info else None
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="paper", help="profile name (default: %(default)s)")
     parser.add_argument("--results", type=Path, help="results folder (default: results/<profile>)")
     parser.add_argument("--paper-values", type=Path, default=DEFAULT_PAPER_VALUES, help="default: %(default)s")
-    parser.add_argument("--lmdb-dir", type=Path, default=DEFAULT_LMDB_DIR,
-                        help="where train_lmdb/build.json gives our training-image count (default: %(default)s)")
     args = parser.parse_args()
     results = args.results or neu.REPO / "results" / args.profile
     eval_dir = results / "eval"
@@ -58,7 +50,7 @@ def main():
         raise UserError(f"no evaluations at {eval_dir}: run tools/evaluate.py --out {eval_dir}/<name> first")
     evaluations = tables.load_evaluations(eval_dir)
     paper = tables.load_paper_values(args.paper_values)
-    builder = tables.Builder(evaluations, paper, train_images=train_image_count(args.lmdb_dir))
+    builder = tables.Builder(evaluations, paper, not_run=tables.load_not_run(eval_dir))
     all_tables = builder.all_tables()
     lines = header(args.profile, args.paper_values)
     atomic.write_text(results / "tables.md", tables.markdown(all_tables, lines))

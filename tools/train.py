@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Fine-tune one SDC variant with the real `caffe train`, in a resumable run folder.
+"""Fine-tune one SDC variant (or train the ETE baseline from scratch) with the real `caffe train`,
+in a resumable run folder.
 
-    tools/train.py --variant SDC-SN [--profile smoke|paper] [--run-dir runs/<profile>/<variant>]
+    tools/train.py --variant SDC-SN|SDC-SN-ELF|SDC-SN-ELF-MRF|ETE [--profile smoke|paper] [--run-dir runs/<profile>/<variant>]
                    [--weights FILE] [--solver solvers/<variant>_solver.prototxt]
                    [--lmdb-dir datasets/work/lmdb] [--max-iter N] [--iter-size N] [--base-lr LR] [--gpu N]
 
@@ -44,10 +45,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--variant", required=True, choices=training.VARIANTS)
+    parser.add_argument("--variant", required=True, choices=training.MODELS,
+                        help="ETE trains from scratch (no --weights) on train_aug8_lmdb")
     parser.add_argument("--profile", default="paper", choices=sorted(training.PROFILES),
-                        help="paper: the solver's schedule; smoke: 120 iterations, iter_size 1, "
-                             "4 snapshots and 4 test passes (default: paper)")
+                        help="paper: the solver's schedule; smoke: 120 iterations, iter_size 1, base_lr 1e-4, "
+                             "4 snapshots and 4 test passes (ETE: 90 iterations of its own schedule, 3 and 3) "
+                             "(default: paper)")
     parser.add_argument("--solver", type=Path,
                         help="solver whose net and LMDB names are used (default solvers/<variant>_solver.prototxt; "
                              "relative paths inside it are relative to the repo root)")
@@ -66,7 +69,12 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def init_weights(path):
+def init_weights(path, variant):
+    """The ImageNet initialisation of a fine-tuned variant; None for a net trained from scratch."""
+    if variant in training.FROM_SCRATCH:
+        if path is not None:
+            raise UserError(f"{variant} is trained from scratch: drop --weights {path}")
+        return None
     if path is None:
         return weights.imagenet_weights()
     if not path.is_file():
@@ -148,7 +156,7 @@ def write_provenance(run_dir, args, solver, net, init, sessions):
         solver_source=str(args.solver or training.default_solver(args.variant)),
         solver_sha256=neu.sha256_file(run_dir / training.SOLVER_FILE),
         train_val_sha256=neu.sha256_file(run_dir / training.NET_FILE),
-        weights={"path": str(init), "sha1": weights.sha1_of(init)},
+        weights={"path": str(init), "sha1": weights.sha1_of(init)} if init else "none: trained from scratch",
         lmdbs=lmdb_record(net), schedule={"base_lr": float(f"{solver.base_lr:.7g}"),  # float32 in the proto
                                           "max_iter": solver.max_iter,
                                           "iter_size": solver.iter_size,
@@ -169,7 +177,7 @@ def main(argv=None):
     if args.gpu is not None:
         gpu.require(args.gpu)
     solver_path = args.solver or training.default_solver(args.variant)
-    init = init_weights(args.weights)
+    init = init_weights(args.weights, args.variant)
     solver, net = training.prepare(solver_path, args.variant, args.profile, args.lmdb_dir,
                                    args.max_iter, args.iter_size, args.base_lr)
     run_dir = (args.run_dir or training.REPO / "runs" / args.profile / args.variant).resolve()
@@ -187,11 +195,15 @@ def main(argv=None):
         f"Schedule: {schedule_label(args)}.",
         "caffe train runs with this folder as its working directory."])
     command = [str(caffe_env.caffe_bin()), "train", f"--solver={training.SOLVER_FILE}"]
-    command.append(f"--snapshot={state.relative_to(run_dir)}" if state else f"--weights={init}")
+    if state:
+        command.append(f"--snapshot={state.relative_to(run_dir)}")
+    elif init:
+        command.append(f"--weights={init}")
     if args.gpu is not None:
         command.append(f"--gpu={args.gpu}")
     log_path = new_log_path(run_dir)
-    print(f"{'resuming from ' + state.name if state else 'starting from ' + str(init)}; "
+    start = f"resuming from {state.name}" if state else f"starting from {init or 'scratch'}"
+    print(f"{start}; "
           f"max_iter {solver.max_iter}; log {log_path}", flush=True)
     earlier = previous_sessions(run_dir)
     session = {"command": sys.argv, "caffe_command": command, "log": log_path.name,

@@ -26,6 +26,7 @@ PREDICTION_FIELDS = ("index", "key", "label", "pred", "prob_pred", "prob_label")
 DEGRADED = tuple(degrade.SUBSETS)
 POOLED = "enhanced"  # the six degraded subsets together
 ACCURACY_FILE = "accuracy.json"
+NOT_RUN_FILE = "not_run.json"
 CONFUSION_FILE = "confusion.json"
 
 
@@ -57,8 +58,8 @@ def confusion_matrix(labels, preds, n=NUM_CLASSES):
     return matrix
 
 
-def load_net(deploy, model, batch, gpu=None):
-    """The deploy net with ``model``'s weights (checked blob by blob first), input reshaped to ``batch``."""
+def open_net(deploy, model, batch, gpu=None):
+    """Any deploy net with ``model``'s weights (checked blob by blob first), its input reshaped to ``batch``."""
     for path, what in ((deploy, "deploy prototxt"), (model, "caffemodel")):
         if not Path(path).is_file():
             raise UserError(f"{what} {path} not found: pass an existing file")
@@ -70,12 +71,21 @@ def load_net(deploy, model, batch, gpu=None):
         caffe.set_device(gpu)
         caffe.set_mode_gpu()
     net = netcheck.load(deploy, model)
-    if INPUT_BLOB not in net.inputs or OUTPUT_BLOB not in net.outputs:
-        raise UserError(f"{deploy}: expected input blob '{INPUT_BLOB}' and output blob '{OUTPUT_BLOB}', found "
-                        f"inputs {net.inputs} and outputs {net.outputs}: pass a prototxt/*_deploy.prototxt")
+    if INPUT_BLOB not in net.inputs:
+        raise UserError(f"{deploy}: expected input blob '{INPUT_BLOB}', found inputs {net.inputs}: "
+                        "pass a prototxt/*_deploy.prototxt")
     shape = net.blobs[INPUT_BLOB].data.shape
     net.blobs[INPUT_BLOB].reshape(batch, *shape[1:])
     net.reshape()
+    return net
+
+
+def load_net(deploy, model, batch, gpu=None):
+    """open_net() of a NEU classifier: its output blob '{OUTPUT_BLOB}' holds the six class probabilities."""
+    net = open_net(deploy, model, batch, gpu)
+    if OUTPUT_BLOB not in net.outputs:
+        raise UserError(f"{deploy}: expected output blob '{OUTPUT_BLOB}', found outputs {net.outputs}: "
+                        "pass a prototxt/*_deploy.prototxt")
     if net.blobs[OUTPUT_BLOB].data.shape[1] != NUM_CLASSES:
         raise UserError(f"{deploy}: '{OUTPUT_BLOB}' has {net.blobs[OUTPUT_BLOB].data.shape[1]} classes, "
                         f"expected {NUM_CLASSES}")
@@ -154,24 +164,38 @@ def batches(images, batch):
         yield chunk
 
 
+def centre_crop(image, height, width):
+    top, left = (image.shape[1] - height) // 2, (image.shape[2] - width) // 2
+    return image[:, top:top + height, left:left + width]
+
+
+def load_batch(data, chunk, source, keys, labels, crop=False):
+    """Put a chunk of (key, uint8 C x H x W image, label) into the input blob ``data`` minus the mean
+    (rows past the chunk zeroed), appending keys and labels; ``crop``: take the centre of larger
+    images. ``source`` names the input in errors."""
+    expected = data.shape[1:]
+    for offset, (key, image, label) in enumerate(chunk):
+        if crop and all(have >= need for have, need in zip(image.shape[1:], expected[1:])):
+            image = centre_crop(image, *expected[1:])
+        if image.shape != expected:
+            raise UserError(f"{source}: {key} has shape {image.shape}, the net expects {expected}"
+                            f"{' or larger' if crop else ''}: rebuild the input with tools/build_lmdb.py")
+        if not 0 <= label < NUM_CLASSES:
+            raise UserError(f"{source}: {key} has label {label}, expected 0..{NUM_CLASSES - 1}")
+        data[offset] = image
+        keys.append(key)
+        labels.append(label)
+    data[len(chunk):] = 0
+    data -= MEAN_BGR[:, None, None]
+
+
 def predict(net, images, source, progress=None):
     """Forward every (key, image, label) of ``images`` through ``net``; ``source`` names the input in
     errors. ``progress`` (e.g. a tqdm bar) is updated by the number of images of each batch."""
     data = net.blobs[INPUT_BLOB].data
-    batch, expected = data.shape[0], data.shape[1:]
     keys, labels, probs = [], [], []
-    for chunk in batches(images, batch):
-        for offset, (key, image, label) in enumerate(chunk):
-            if image.shape != expected:
-                raise UserError(f"{source}: {key} has shape {image.shape}, the net expects {expected}: "
-                                "rebuild the input with tools/build_lmdb.py")
-            if not 0 <= label < NUM_CLASSES:
-                raise UserError(f"{source}: {key} has label {label}, expected 0..{NUM_CLASSES - 1}")
-            data[offset] = image
-            keys.append(key)
-            labels.append(label)
-        data[len(chunk):] = 0
-        data -= MEAN_BGR[:, None, None]
+    for chunk in batches(images, data.shape[0]):
+        load_batch(data, chunk, source, keys, labels)
         out = net.forward()[OUTPUT_BLOB]
         probs.append(out[:len(chunk)].reshape(len(chunk), NUM_CLASSES).copy())
         if progress is not None:
@@ -183,7 +207,7 @@ def predict(net, images, source, progress=None):
 
 def latency_ms(deploy, model, image, repeats, gpu=None):
     """Median wall time of one batch-1 forward pass (preprocessed ``image``), after one warm-up pass."""
-    net = load_net(deploy, model, 1, gpu)
+    net = open_net(deploy, model, 1, gpu)
     net.blobs[INPUT_BLOB].data[0] = image - MEAN_BGR[:, None, None]
     net.forward()
     times = []
@@ -322,3 +346,11 @@ def write_eval_dir(out, name, inputs, model_bytes, results, timing, gpu=None):
         provenance.write(tmp, gpu=gpu, wall_times={"evaluate": timing.get("wall_s")},
                          command="tools/evaluate.py", name=name, inputs=inputs)
     return accuracy
+
+
+def write_not_run(out, name, reason):
+    """An evaluation folder saying only why ``name`` was not evaluated (the tables print the reason)."""
+    with atomic.atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        (tmp / NOT_RUN_FILE).write_text(json.dumps({"name": name, "reason": reason}, indent=2) + "\n")
+        provenance.write(tmp, command="not run", name=name, reason=reason)

@@ -43,6 +43,14 @@ def read_info(path):
     return json.loads(info.read_text()) if info.is_file() else None
 
 
+def require_info(path, fix="run tools/build_lmdb.py"):
+    """build.json of the LMDB at ``path``; a UserError saying ``fix`` when there is no built LMDB there."""
+    info = read_info(path)
+    if not (Path(path) / "data.mdb").is_file() or info is None:
+        raise UserError(f"no LMDB at {path}: {fix}")
+    return info
+
+
 def is_current(path, fingerprint):
     info = read_info(path)
     return bool(info) and info.get("fingerprint") == fingerprint

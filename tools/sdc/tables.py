@@ -131,6 +131,18 @@ class Evaluation:
         return keys, correct
 
 
+def load_not_run(eval_dir):
+    """{name: reason} of every not_run.json under ``eval_dir`` (models a tool could not evaluate)."""
+    found = {}
+    for path in sorted(Path(eval_dir).rglob(evaluation.NOT_RUN_FILE)):
+        try:
+            record = json.loads(path.read_text())
+            found[record["name"]] = record["reason"]
+        except (ValueError, KeyError) as e:
+            raise UserError(f"{path} is not a not_run.json ({e}): run the tool that wrote it again") from e
+    return found
+
+
 def load_evaluations(eval_dir):
     """{name: Evaluation} of every accuracy.json under ``eval_dir`` (names may hold '/')."""
     found = {}
@@ -159,13 +171,12 @@ def row_label(row):
 class Builder:
     """Makes the cells of every table from the evaluations and the paper values."""
 
-    def __init__(self, evaluations, paper, train_images=None):
+    def __init__(self, evaluations, paper, not_run=None):
         self.evaluations, self.paper = evaluations, paper
-        self.train_images = train_images   # count of our training set, or None when unknown
+        self.not_run = not_run or {}   # {row: why a tool did not evaluate it}
 
     def missing(self, row):
-        reason = f"no eval/{row}/{evaluation.ACCURACY_FILE}"
-        return reason if row in MODEL_ROWS else f"baseline not implemented yet ({reason})"
+        return self.not_run.get(row) or f"no eval/{row}/{evaluation.ACCURACY_FILE}"
 
     def accuracy_cell(self, table, row, column):
         cell = Cell(row, column, "%", paper=self.paper.get((table, paper_row(row), column)))
@@ -179,10 +190,13 @@ class Builder:
             cell.ours, cell.ci95, cell.n = 100 * entry["accuracy"], tuple(entry["ci95"]), entry["total"]
         return cell
 
-    def rows(self, table):
-        """Our models, then other evaluated models, then the paper's other rows (the baselines)."""
-        rows = list(MODEL_ROWS) + sorted(set(self.evaluations) - set(MODEL_ROWS))
-        return rows + [r for r in self.paper.rows.get(table, []) if r not in rows]
+    def rows(self, table, every_evaluation=False):
+        """Our models, the paper's other rows of ``table`` in its order, then (``every_evaluation``)
+        any other model a tool evaluated or said it could not."""
+        rows = list(MODEL_ROWS) + [r for r in self.paper.rows.get(table, []) if r not in MODEL_ROWS]
+        if every_evaluation:
+            rows += sorted((set(self.evaluations) | set(self.not_run)) - set(rows))
+        return rows
 
     def accuracy_table(self, key, title, columns, rows):
         table = Table(key, title, "Model", columns)
@@ -196,9 +210,9 @@ class Builder:
 
     def table3(self):
         table = self.accuracy_table("3", "Table 3: accuracy of every method on the original test images and the "
-                                         "enhanced set", ("original", evaluation.POOLED), self.rows("3"))
-        table.notes.append("Rows without an evaluation folder (the classical, ETE and DeCAF baselines) are filled "
-                           "by the baselines issue.")
+                                         "enhanced set", ("original", evaluation.POOLED),
+                                   self.rows("3", every_evaluation=True))
+        table.notes.append("Baselines: docs/baselines.md says for each what is certain and what was reconstructed.")
         return table
 
     def table4(self):
@@ -227,10 +241,12 @@ class Builder:
         if column == "train_images":
             if row.startswith(RELEASED):
                 cell.note = "unknown: the authors' training list neu_1400.txt is not published"
-            elif found and self.train_images is not None:
-                cell.ours = self.train_images
+            elif not found:
+                cell.note = f"not run: {self.missing(row)}"
+            elif found.record["inputs"].get("train_images") is not None:
+                cell.ours = found.record["inputs"]["train_images"]
             else:
-                cell.note = f"not run: {self.missing(row)}" if not found else "unknown: no train_lmdb/build.json"
+                cell.note = "unknown: evaluated without --train-lmdb"
         elif not found:
             cell.note = f"not run: {self.missing(row)}"
         elif column == "model_mb":

@@ -1,22 +1,39 @@
-# sdc-caffe in a container: CUDA build of the pinned BVLC Caffe + the project venv.
+# sdc-caffe in a container: the CUDA build of the pinned BVLC Caffe, the project's venv, and
+# tools/run_all.sh as the entry point (default: the paper profile on GPU 0). See README.md, "Docker":
 #   docker build -t sdc-caffe .
-#   docker run --gpus all -v /path/to/NEU-CLS:/data/NEU-CLS:ro -v /path/to/weights:/data/weights:ro \
-#              -v "$PWD/results:/opt/sdc-caffe/results" sdc-caffe                # paper profile on GPU 0
-# Ubuntu has no Debian source mirror, so install_caffe.sh takes the GitHub archive of BVLC/caffe 99bd997
-# and checks every file against tools/caffe-source.sha256.
-FROM nvidia/cuda:13.0.1-cudnn-devel-ubuntu24.04
+#   docker run --gpus all --name sdc-paper -v /path/to/NEU-CLS:/data/NEU-CLS:ro \
+#     -v /path/to/weights:/data/weights:ro -v "$PWD/results:/opt/sdc-caffe/results" sdc-caffe
+# tests/test_dockerfile.py lints this file (hadolint) and runs or checks every command it runs.
+FROM nvidia/cuda:13.0.2-cudnn-devel-ubuntu24.04
 
-ENV DEBIAN_FRONTEND=noninteractive \
-    NEU_DIR=/data/NEU-CLS \
-    SDC_PRETRAINED_DIR=/data/weights
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+# As root: Python for the venv, git for the commit in provenance.json, the build packages
+# tools/install_caffe.sh checks for (it can install them only as root), and the project folder,
+# owned by the base image's unprivileged user `ubuntu` (uid 1000, named by number for the host).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv python3-dev git ca-certificates curl \
- && rm -rf /var/lib/apt/lists/*
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      python3 python3-venv python3-dev git \
+      build-essential cmake pkg-config ca-certificates curl xz-utils \
+      libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev \
+      libprotobuf-dev protobuf-compiler libgoogle-glog-dev libgflags-dev \
+      libhdf5-dev liblmdb-dev libopenblas-dev \
+ && rm -rf /var/lib/apt/lists/* \
+ && install -d -o 1000 -g 1000 /opt/sdc-caffe
 
+USER 1000:1000
 WORKDIR /opt/sdc-caffe
-COPY . .
-# The same bootstrap tools/run_all.sh and tools/run_tests.sh run (apt packages, .venv, Caffe build).
-RUN bash -c '. tools/bootstrap.sh && bootstrap --cuda'
+# Caffe first, from only the files its build reads, so that a change elsewhere in the project keeps
+# this layer. It is the bootstrap `tools/run_all.sh --gpu N` starts with, which then finds this
+# build in its cache (~/.cache/sdc-caffe) instead of compiling again. Ubuntu has no Debian source
+# mirror: install_caffe.sh takes the GitHub archive of BVLC/caffe 99bd997, checked file by file.
+COPY --chown=1000:1000 requirements.txt ./
+COPY --chown=1000:1000 tools/bootstrap.sh tools/install_caffe.sh tools/caffe-source.sha256 tools/
+COPY --chown=1000:1000 tools/caffe-patches tools/caffe-patches/
+RUN . tools/bootstrap.sh && bootstrap --cuda
 
+COPY --chown=1000:1000 . .
+ENV NEU_DIR=/data/NEU-CLS \
+    SDC_PRETRAINED_DIR=/data/weights
 ENTRYPOINT ["tools/run_all.sh"]
 CMD ["--profile", "paper", "--gpu", "0"]

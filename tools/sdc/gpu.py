@@ -1,4 +1,7 @@
-"""Check, before anything is written, that `--gpu N` can actually be honoured."""
+"""Check, before anything is written, that `--gpu N` can actually be honoured.
+
+Standard library only (tools/run_all.sh checks the device with the system Python before any bootstrap).
+"""
 import shutil
 import subprocess
 
@@ -6,8 +9,8 @@ from . import caffe_env
 from .errors import UserError
 
 
-def require(gpu_id):
-    """Raise a one-line UserError unless GPU ``gpu_id`` is visible and Caffe was built with CUDA."""
+def require_device(gpu_id):
+    """Raise a one-line UserError unless the NVIDIA driver lists GPU ``gpu_id``."""
     if shutil.which("nvidia-smi") is None:
         raise UserError(f"--gpu {gpu_id} was asked but no NVIDIA driver was found (nvidia-smi is not on PATH); "
                         "run on a machine with an NVIDIA GPU and driver, or drop --gpu to use the CPU")
@@ -17,6 +20,11 @@ def require(gpu_id):
     if run.returncode != 0 or not any(line.split(",")[0] == str(gpu_id) for line in found):
         raise UserError(f"--gpu {gpu_id} was asked but nvidia-smi lists {found or 'no GPU'}"
                         f"{'' if run.returncode == 0 else ' (' + run.stderr.strip() + ')'}")
+
+
+def require(gpu_id):
+    """Raise a one-line UserError unless GPU ``gpu_id`` is visible and Caffe was built with CUDA."""
+    require_device(gpu_id)
     variant = caffe_env.build_info().get("variant")
     if variant != "cuda":
         raise UserError(f"--gpu {gpu_id} needs a CUDA build of Caffe, but {caffe_env.prefix()} is a "

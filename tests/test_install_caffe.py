@@ -1,4 +1,6 @@
-"""tools/install_caffe.sh: cached builds are reused, bad source never reaches the cache."""
+"""tools/install_caffe.sh: cached builds are reused, bad source never reaches the cache, and a CUDA
+build that lacks its toolkit or libraries says how to get them."""
+import os
 import subprocess
 import sys
 import tarfile
@@ -9,9 +11,9 @@ from sdc import caffe_env
 SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "install_caffe.sh"
 
 
-def install(*args):
+def install(*args, env=None):
     return subprocess.run(["bash", str(SCRIPT), "--no-apt", "--python", sys.executable, *args],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, env=env)
 
 
 def test_second_call_reuses_the_cached_build():
@@ -38,3 +40,32 @@ def test_wrong_source_stops_before_building_and_leaves_no_cache_entry(tmp_path):
     assert "e0eb3f06794f7402c77b7dec8e8480273ee1a1bb192e9122b621a69d4147ad0c" in run.stderr
     assert "configuring" not in run.stderr
     assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_cuda_build_without_a_toolkit_names_both_ways_to_get_one(tmp_path):
+    env = dict(os.environ, CUDA_HOME=str(tmp_path / "no-toolkit"))
+    run = install("--cuda", "--cache", str(tmp_path / "cache"), env=env)
+    assert run.returncode != 0
+    assert run.stderr.count("\n") == 1, run.stderr
+    assert "--cuda needs the CUDA toolkit" in run.stderr
+    assert "nvidia/cuda:*-devel image" in run.stderr and "pip install nvidia-cuda-nvcc" in run.stderr
+    assert not (tmp_path / "cache").exists()
+
+
+def test_cuda_libraries_pip_cannot_fetch_are_named_and_leave_nothing(tmp_path):
+    # A toolkit with nvcc 13 but without cuBLAS/cuRAND/cuDNN, and a pip that may not download.
+    toolkit = tmp_path / "toolkit"
+    (toolkit / "bin").mkdir(parents=True)
+    (toolkit / "include").mkdir()
+    (toolkit / "include" / "cuda_runtime.h").write_text("")
+    nvcc = toolkit / "bin" / "nvcc"
+    nvcc.write_text("#!/bin/sh\necho 'Cuda compilation tools, release 13.0, V13.0.88'\necho 'Build cuda_13.0'\n")
+    nvcc.chmod(0o755)
+    env = dict(os.environ, CUDA_HOME=str(toolkit), PIP_NO_INDEX="1", PIP_FIND_LINKS=str(tmp_path))
+    cache = tmp_path / "cache"
+    run = install("--cuda", "--cache", str(cache), env=env)
+    assert run.returncode != 0
+    assert "could not get nvidia-cublas==13.* nvidia-curand nvidia-cudnn-cu13==9.19.0.56" in run.stderr
+    assert "nvidia/cuda:*-cudnn-devel image" in run.stderr
+    assert "configuring" not in run.stderr
+    assert not cache.exists() or list(cache.iterdir()) == []

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build pinned, patched BVLC Caffe into a cache outside the clone and print its prefix.
 #
-#   tools/install_caffe.sh [--cuda] [--cuda-arch "75 80 90"] [--with-caffe-tests]
+#   tools/install_caffe.sh [--cuda [--cuda-arch "75 80 86 89 90"]] [--with-caffe-tests]
 #                          [--python PY] [--venv DIR] [--cache DIR] [--jobs N] [--no-apt]
 #                          [--source caffe_1.0.0+git20180821.99bd997.orig.tar.gz | caffe-99bd997.tar.gz]
 #                          [--check-source]   (fetch and verify the source, build nothing)
@@ -15,6 +15,11 @@
 # The cache entry is keyed by source hash + patches + build flags + Python; a second call with
 # the same key only re-links pycaffe into the venv and returns. An entry is complete only when
 # its BUILD_INFO.json exists (written last); a failed build removes the entry.
+#
+# --cuda: CUDA + cuDNN build. Toolkit from CUDA_HOME, the nvcc on PATH or /usr/local/cuda;
+# cuBLAS/cuRAND/cuDNN from it (or /usr, as in nvidia/cuda:*-cudnn-devel images), else from PyPI
+# wheels (nvidia-cublas, nvidia-curand, nvidia-cudnn-cuNN==9.19.0.56) unpacked into the cache.
+# --cuda-arch: SASS targets; the last also gets PTX (newer GPUs JIT it). CUDA 13 dropped sm_70/72.
 set -euo pipefail
 
 readonly CAFFE_DEB_VERSION="1.0.0+git20180821.99bd997-8"
@@ -23,7 +28,9 @@ readonly ORIG_SHA256="e0eb3f06794f7402c77b7dec8e8480273ee1a1bb192e9122b621a69d41
 readonly BUILD_SCHEMA=1   # bump when this script changes how it builds
 # Caffe C++ unit-test files built by --with-caffe-tests. test_data_layer.cpp needs OpenCV (off here);
 # Caffe's LMDB Data layer is exercised by tests/test_solver_semantics.py instead.
-readonly TESTS="caffe_main,convolution_layer,pooling_layer,concat_layer,neuron_layer,softmax_with_loss_layer,gradient_based_solver"
+# softmax_layer: SoftmaxWithLoss builds its Softmax through the layer factory, i.e. cuDNN's in a cuDNN build.
+readonly TESTS="caffe_main,convolution_layer,pooling_layer,concat_layer,neuron_layer,softmax_layer,softmax_with_loss_layer,gradient_based_solver"
+readonly CUDNN_WHEEL_VERSION="9.19.0.56"   # the cuDNN PyTorch 2.11 (cu130) pins
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
@@ -47,7 +54,7 @@ while [ $# -gt 0 ]; do
     --print-prefix) print_prefix=1 ;;
     --jobs) jobs=$2; shift ;;
     --no-apt) use_apt=0 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
   shift
@@ -96,57 +103,83 @@ flags=(-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DBUILD_docs=OFF -DBUIL
   -DBUILD_python=ON -DBUILD_python_layer=OFF -Dpython_version=3
   -DUSE_OPENCV=OFF -DUSE_LEVELDB=OFF -DUSE_LMDB=ON -DUSE_HDF5=ON -DBLAS=Open
   "-DBUILD_only_tests=$TESTS")
-# cuBLAS/cuRAND: the toolkit's own (Docker's nvidia/cuda images), else PyPI's nvidia-cublas and
-# nvidia-curand wheels unpacked into the cache. Their layout differs by CUDA version (nvidia/cu13/,
-# nvidia/cublas/, ...) and they ship only lib*.so.N, so one include/ and one lib/ of links is made.
-cuda_libs_from_wheels() {  # $1 = CUDA major version; prints the directory holding include/ and lib/
-  local dir=$cache/cuda$1-wheels so
-  if [ ! -f "$dir/.complete" ]; then
-    log "cuBLAS/cuRAND headers not in the CUDA toolkit: installing PyPI wheels into $dir"
+# CUDA libraries the toolkit lacks come from PyPI wheels unpacked into the cache. Their layout
+# differs by CUDA version (nvidia/cu13/, nvidia/cudnn/, ...) and they ship only lib*.so.N, so one
+# include/ and one lib/ of links is made. The directory is redone when the wanted set changes.
+cuda_libs_from_wheels() {  # $@ = pip requirements; prints the directory holding include/ and lib/
+  local dir=$cache/cuda$cuda_major-wheels so
+  if [ "$(cat "$dir/.complete" 2>/dev/null)" != "$*" ]; then
+    log "installing PyPI wheels $* into $dir (the CUDA toolkit here lacks them)"
     rm -rf "$dir"
-    "$python" -m pip install -q --disable-pip-version-check --no-deps --target "$dir" \
-      "nvidia-cublas==$1.*" "nvidia-curand" >&2 \
-      || die "could not get cuBLAS/cuRAND: install the CUDA toolkit's cuBLAS/cuRAND dev packages, or allow pip to fetch nvidia-cublas and nvidia-curand"
+    "$python" -m pip install -q --disable-pip-version-check --no-deps --target "$dir" "$@" >&2 \
+      || { rm -rf "$dir"; die "could not get $*: install the CUDA toolkit's cuBLAS/cuRAND and cuDNN dev packages (or use an nvidia/cuda:*-cudnn-devel image), or allow pip to fetch these wheels"; }
     mkdir -p "$dir/include" "$dir/lib"
     for so in "$dir"/nvidia/*/include; do cp -rs "$so"/. "$dir/include/"; done
     for so in "$dir"/nvidia/*/lib/lib*.so.*; do  # lib*.so for the linker, lib*.so.N for NEEDED entries
       ln -sf "$so" "$dir/lib/$(basename "${so%%.so.*}").so"
       ln -sf "$so" "$dir/lib/$(basename "$so")"
     done
-    touch "$dir/.complete"
+    echo "$*" > "$dir/.complete"
   fi
   echo "$dir"
 }
-if [ "$cuda" = 1 ]; then
-  command -v nvcc >/dev/null || die "--cuda needs nvcc: install the CUDA toolkit (or the nvidia-cuda-nvcc wheel) and put nvcc on PATH"
-  cuda_root=${CUDA_HOME:-${CUDA_PATH:-}}
-  for c in "$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")" /usr/local/cuda; do
-    [ -n "$cuda_root" ] || { [ -f "$c/include/cuda_runtime.h" ] && cuda_root=$c; }
+system_cudnn() {  # prints "include-dir library" of a cuDNN >= 8 installed with the toolkit or the system
+  local inc lib
+  for inc in "$cuda_root/include" /usr/include /usr/include/x86_64-linux-gnu; do
+    [ -f "$inc/cudnn_version.h" ] || continue
+    for lib in "$cuda_root/lib64" "$cuda_root/lib" /usr/lib/x86_64-linux-gnu /usr/lib64; do
+      [ -e "$lib/libcudnn.so" ] && { echo "$inc $lib/libcudnn.so"; return 0; }
+    done
   done
-  [ -f "$cuda_root/include/cuda_runtime.h" ] || die "found nvcc but not the CUDA toolkit around it: set CUDA_HOME to the toolkit directory"
+  return 1
+}
+if [ "$cuda" = 1 ]; then
+  # The toolkit: CUDA_HOME (or CUDA_PATH) if set, else the one around the nvcc on PATH, else /usr/local/cuda.
+  cuda_root=${CUDA_HOME:-${CUDA_PATH:-}}
+  if [ -z "$cuda_root" ]; then
+    candidates=(/usr/local/cuda)
+    nvcc_path=$(command -v nvcc || true)
+    [ -z "$nvcc_path" ] || candidates=("$(dirname "$(dirname "$(readlink -f "$nvcc_path")")")" "${candidates[@]}")
+    for c in "${candidates[@]}"; do
+      [ -x "$c/bin/nvcc" ] && [ -f "$c/include/cuda_runtime.h" ] && { cuda_root=$c; break; }
+    done
+  fi
+  [ -n "$cuda_root" ] && [ -x "$cuda_root/bin/nvcc" ] && [ -f "$cuda_root/include/cuda_runtime.h" ] \
+    || die "--cuda needs the CUDA toolkit (bin/nvcc and include/cuda_runtime.h) but found none (CUDA_HOME='${CUDA_HOME:-}', nvcc on PATH: '$(command -v nvcc || true)', /usr/local/cuda): install it from NVIDIA (or build in an nvidia/cuda:*-devel image), or pip install nvidia-cuda-nvcc nvidia-cuda-runtime and set CUDA_HOME to a folder holding their bin/nvcc and include/"
   export PATH="$cuda_root/bin:$PATH"   # FindCUDA looks for nvcc there
   cuda_major=$(nvcc --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p')
-  flags+=(-DCPU_ONLY=OFF -DUSE_CUDNN=OFF "-DCUDA_TOOLKIT_ROOT_DIR=$cuda_root" -DCUDA_ARCH_NAME=Manual
+  flags+=(-DCPU_ONLY=OFF -DUSE_CUDNN=ON "-DCUDA_TOOLKIT_ROOT_DIR=$cuda_root" -DCUDA_ARCH_NAME=Manual
     "-DCUDA_ARCH_BIN=$cuda_arch" "-DCUDA_ARCH_PTX=${cuda_arch##* }")
   # nvcc 13 hides device entities and stubs templates by default; Caffe's test binary then fails to link.
   nvcc_flags="-std=c++17;-static-global-template-stub=false;-device-entity-has-hidden-visibility=false"
-  if [ ! -f "$cuda_root/include/cublas_v2.h" ]; then
-    wheels=$(cuda_libs_from_wheels "$cuda_major") && [ -n "$wheels" ] || exit 1
+  wanted=()
+  [ -f "$cuda_root/include/cublas_v2.h" ] || wanted+=("nvidia-cublas==$cuda_major.*" nvidia-curand)
+  if cudnn=$(system_cudnn); then
+    cudnn_include=${cudnn% *}; cudnn_library=${cudnn#* }
+  else
+    wanted+=("nvidia-cudnn-cu$cuda_major==$CUDNN_WHEEL_VERSION")
+  fi
+  if [ ${#wanted[@]} -gt 0 ]; then
+    wheels=$(cuda_libs_from_wheels "${wanted[@]}") && [ -n "$wheels" ] || exit 1
     flags+=("-DCMAKE_CXX_FLAGS=-I$wheels/include" "-DCMAKE_LIBRARY_PATH=$wheels/lib"
       "-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$wheels/lib")
     nvcc_flags+=";-I$wheels/include"
+    [ -n "${cudnn_include:-}" ] || { cudnn_include=$wheels/include; cudnn_library=$wheels/lib/libcudnn.so; }
   fi
-  flags+=("-DCUDA_NVCC_FLAGS=$nvcc_flags")
+  flags+=("-DCUDA_NVCC_FLAGS=$nvcc_flags" "-DCUDNN_INCLUDE=$cudnn_include" "-DCUDNN_LIBRARY=$cudnn_library")
+  cudnn_version=$(sed -n 's/^#define CUDNN_\(MAJOR\|MINOR\|PATCHLEVEL\) *\([0-9]*\).*/\2/p' "$cudnn_include/cudnn_version.h" | paste -sd.)
   nvcc_version=$(nvcc --version | tail -1)
+  log "CUDA $(nvcc --version | sed -n 's/.*release \([0-9.]*\),.*/\1/p') from $cuda_root, cuDNN $cudnn_version from $cudnn_include, SASS for sm_${cuda_arch// /, sm_} + PTX"
 else
   flags+=(-DCPU_ONLY=ON)
   nvcc_version=none
+  cudnn_version=none
 fi
 patches=("$here"/caffe-patches/*.patch)
 key=$( {
   echo "schema $BUILD_SCHEMA source $ORIG_SHA256"
   sha256sum "${patches[@]}" | cut -d' ' -f1
-  printf '%s\n' "${flags[@]}" "python $py_version $py_include" "nvcc $nvcc_version"
+  printf '%s\n' "${flags[@]}" "python $py_version $py_include" "nvcc $nvcc_version" "cudnn $cudnn_version"
   c++ --version | head -1
 } | sha256sum | cut -c1-16)
 variant=cpu; [ "$cuda" = 1 ] && variant=cuda
@@ -215,10 +248,10 @@ build_entry() {
   log "building with $jobs jobs (a CPU build takes ~3 min on 2 cores; log: $entry/build/make.log)"
   (cd "$entry/build" && make -j"$jobs" install > make.log 2>&1) \
     || { grep -m20 -E 'error|Error' "$entry/build/make.log" >&2 || true; die "build failed (first errors above)"; }
-  "$python" - "$entry" "$key" "$variant" "$(c++ --version | head -1)" "${flags[@]}" <<'EOF'
+  "$python" - "$entry" "$key" "$variant" "$(c++ --version | head -1)" "$nvcc_version" "$cudnn_version" "${flags[@]}" <<'EOF'
 import json, os, sys
-entry, key, variant, compiler, *flags = sys.argv[1:]
-info = {"key": key, "variant": variant, "cmake_flags": flags, "compiler": compiler,
+entry, key, variant, compiler, nvcc, cudnn, *flags = sys.argv[1:]
+info = {"key": key, "variant": variant, "cmake_flags": flags, "compiler": compiler, "nvcc": nvcc, "cudnn": cudnn,
         "source": "BVLC/caffe 99bd997 = Debian caffe 1.0.0+git20180821.99bd997-8 orig tarball",
         "orig_sha256": "e0eb3f06794f7402c77b7dec8e8480273ee1a1bb192e9122b621a69d4147ad0c",
         "patches": sorted(os.environ["SDC_PATCHES"].split())}

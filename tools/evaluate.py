@@ -106,10 +106,7 @@ def main():
         timing["latency_repeats"] = args.latency_repeats
     accuracy = evaluation.write_eval_dir(args.out, args.name, inputs, args.model.stat().st_size, results, timing,
                                          args.gpu)
-    for subset, entry in accuracy.items():
-        low, high = entry["ci95"]
-        print(f"{args.name:24s} {subset:9s} {100 * entry['accuracy']:6.2f}%  [{100 * low:.2f}, {100 * high:.2f}]  "
-              f"({entry['correct']}/{entry['total']})")
+    evaluation.print_accuracy(args.name, accuracy)
     print(f"{n_images} images in {wall:.1f} s ({timing['ms_per_image']:.1f} ms/image, batch {args.batch}, "
           f"{timing['workers']} worker(s), {timing['device']}); results in {args.out}")
     return 0

@@ -348,6 +348,14 @@ def write_eval_dir(out, name, inputs, model_bytes, results, timing, gpu=None):
     return accuracy
 
 
+def print_accuracy(name, accuracy):
+    """One line per subset: accuracy, Wilson 95% interval, counts."""
+    for subset, entry in accuracy.items():
+        low, high = entry["ci95"]
+        print(f"{name:24s} {subset:9s} {100 * entry['accuracy']:6.2f}%  [{100 * low:.2f}, {100 * high:.2f}]  "
+              f"({entry['correct']}/{entry['total']})")
+
+
 def write_not_run(out, name, reason):
     """An evaluation folder saying only why ``name`` was not evaluated (the tables print the reason)."""
     with atomic.atomic_path(out) as tmp:

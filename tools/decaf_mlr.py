@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""The DeCAF+MLR baseline of Table 3 (Ren et al. 2018): ImageNet CaffeNet features + multinomial
+logistic regression.
+
+    tools/decaf_mlr.py --out results/paper/eval/DeCAF+MLR [--weights bvlc_reference_caffenet.caffemodel]
+        [--train-lmdb datasets/work/lmdb/train_lmdb] [--lmdb-dir datasets/work/lmdb] [--gpu N]
+
+Features: DeCAF6 of prototxt/CaffeNet_deploy.prototxt (tools/sdc/decaf.py), classifier: the MLR of
+tools/sdc/classical.py (C by cross-validation on the training features only). Output: the
+evaluation folder --out in the format of tools/evaluate.py. The weights (244 MB, sha1 in
+pretrained/readme.md) come from --weights, else from SDC_PRETRAINED_DIR or the Model Zoo URL; when
+none of these has them, --out gets a not_run.json saying so (the tables print the reason) and the
+tool exits 0, because the rest of the reproduction does not depend on this row.
+"""
+import argparse
+from pathlib import Path
+
+from tqdm import tqdm
+
+from sdc import baseline_rows, classical, decaf, degrade, evaluation, lmdb_io, neu, weights
+from sdc.errors import UserError, run_main
+
+NAME = "DeCAF+MLR"
+CLASSIFIER = "MLR"
+DEFAULT_LMDB_DIR = neu.REPO / "datasets" / "work" / "lmdb"
+NOT_AVAILABLE = ("CaffeNet weights not available (bvlc_reference_caffenet.caffemodel: pass --weights or put it "
+                 "under SDC_PRETRAINED_DIR)")
+
+
+def caffenet_weights(path, offline):
+    """The CaffeNet caffemodel: --weights (must exist), else fetched; None when it cannot be had."""
+    if path is not None:
+        if not path.is_file():
+            raise UserError(f"--weights {path} not found: pass bvlc_reference_caffenet.caffemodel "
+                            "(sha1 in pretrained/readme.md) or omit --weights")
+        return path
+    try:
+        return weights.fetch(weights.read_manifest()[decaf.WEIGHTS_ID], weights.WEIGHTS_DIR, offline=offline)
+    except UserError as e:
+        print(f"{NAME}: {e}")
+        return None
+
+
+def latency(deploy, model, record, gpu):
+    """ms(fitted) to classify one (key, image, label) record: DeCAF6 at batch 1, then ``fitted``."""
+    net = evaluation.open_net(deploy, model, 1, gpu)
+    return lambda fitted: baseline_rows.median_ms(
+        lambda: fitted.predict(decaf.forward(net, [record], "latency image", [], [])))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="evaluation folder, e.g. results/paper/eval/DeCAF+MLR")
+    parser.add_argument("--weights", type=Path, help="bvlc_reference_caffenet.caffemodel (default: fetched)")
+    parser.add_argument("--offline", action="store_true", help="never download the weights")
+    parser.add_argument("--deploy", type=Path, default=decaf.DEPLOY, help="default: %(default)s")
+    parser.add_argument("--train-lmdb", type=Path, default=DEFAULT_LMDB_DIR / "train_lmdb", help="default: %(default)s")
+    parser.add_argument("--lmdb-dir", type=Path, default=DEFAULT_LMDB_DIR,
+                        help="folder of the test_<subset>_lmdb (default: %(default)s)")
+    parser.add_argument("--batch", type=int, default=decaf.BATCH, help="default: %(default)s")
+    parser.add_argument("--seed", type=int, default=0, help="cross-validation folds (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=2, help="cross-validation processes (default: %(default)s)")
+    parser.add_argument("--gpu", type=int, help="GPU id (default: CPU)")
+    args = parser.parse_args()
+    if args.gpu is not None:
+        from sdc import gpu
+        gpu.require(args.gpu)
+    paths = {baseline_rows.TRAIN: args.train_lmdb,
+             **{s: args.lmdb_dir / f"test_{s}_lmdb" for s in degrade.TEST_SUBSETS}}
+    total = sum(lmdb_io.require_info(path)["count"] for path in paths.values())
+    model = caffenet_weights(args.weights, args.offline)
+    if model is None:
+        evaluation.write_not_run(args.out, NAME, NOT_AVAILABLE)
+        print(f"{NAME}: not run; {args.out / evaluation.NOT_RUN_FILE} says why")
+        return 0
+    net = evaluation.open_net(args.deploy, model, args.batch, args.gpu)
+    with tqdm(total=total, desc=f"{NAME} features", unit="image") as bar:
+        sets = {label: decaf.extract(net, path, bar) for label, path in paths.items()}
+    inputs = {**baseline_rows.sources(sets), "model": str(model), "model_sha1": weights.sha1_of(model),
+              "feature": {"name": "DeCAF6", "net": str(args.deploy), "blob": decaf.FEATURE_BLOB,
+                          "dimension": sets[baseline_rows.TRAIN].features.shape[1]},
+              "classifier": {"name": CLASSIFIER, "search": classical.grid_description(CLASSIFIER), "seed": args.seed}}
+    first_record = next(iter(evaluation.LmdbSource(paths["original"]).read(0, 1)))
+    baseline_rows.evaluate(args.out, NAME, CLASSIFIER, sets, inputs, latency(args.deploy, model, first_record, args.gpu),
+                           "tools/decaf_mlr.py", seed=args.seed, workers=args.workers,
+                           extra_bytes=model.stat().st_size)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

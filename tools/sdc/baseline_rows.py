@@ -1,0 +1,73 @@
+"""One Table 3 baseline row from features: fit a classifier on the training FeatureSet, classify every
+test subset, write the evaluation folder in tools/evaluate.py's format (shared by
+tools/classical_baselines.py and tools/decaf_mlr.py)."""
+import json
+import time
+
+import numpy as np
+
+from . import classical, degrade, evaluation, provenance
+
+TRAIN = "train"
+LATENCY_REPEATS = 20
+EXTRACTION_KEYS = ("images", "extraction_s", "extraction_cpu_s", "workers", "cached")
+
+
+def median_ms(function, repeats=LATENCY_REPEATS):
+    """Median wall time of ``function()`` in ms over ``repeats`` calls, after one warm-up call."""
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def source_record(feature_set):
+    record = feature_set.record
+    return {"source": record["source"], "fingerprint": record["fingerprint"], "count": record["images"]}
+
+
+def sources(sets):
+    """The "train" and "subsets" part of a row's inputs: what its features were computed from."""
+    return {"train": source_record(sets[TRAIN]), "train_images": sets[TRAIN].record["images"],
+            "subsets": {s: source_record(sets[s]) for s in degrade.TEST_SUBSETS}}
+
+
+def is_current(out, inputs):
+    """Does ``out`` hold an evaluation of exactly these inputs (the chosen hyper-parameters aside)?"""
+    previous = out / evaluation.ACCURACY_FILE
+    if not previous.is_file():
+        return False
+    recorded = json.loads(previous.read_text()).get("inputs", {})
+    return {k: v for k, v in recorded.items() if k != "chosen"} == json.loads(json.dumps(inputs))
+
+
+def evaluate(out, name, classifier, sets, inputs, latency, command, histogram=False, seed=0, workers=1,
+             extra_bytes=0):
+    """Fit ``classifier`` on sets[TRAIN], classify each test subset, write ``out``; returns the accuracies.
+
+    ``latency(fitted)``: ms to classify one image from its pixels; ``extra_bytes``: model bytes besides
+    the pickled classifier (DeCAF's CaffeNet)."""
+    train = sets[TRAIN]
+    start = time.perf_counter()
+    fitted = classical.fit(classifier, train.features, train.labels, histogram, seed, workers)
+    fit_s = time.perf_counter() - start
+    results = {s: evaluation.Predictions(sets[s].keys, sets[s].labels, fitted.probabilities(sets[s].features))
+               for s in degrade.TEST_SUBSETS}
+    predict_s = time.perf_counter() - start - fit_s
+    timing = {"device": provenance.device_description(), "wall_s": round(fit_s + predict_s, 2),
+              "fit_s": round(fit_s, 2), "predict_s": round(predict_s, 2),
+              "images": sum(len(p) for p in results.values()), "cv_workers": workers,
+              "feature_extraction": {label: {key: s.record.get(key) for key in EXTRACTION_KEYS}
+                                     for label, s in sets.items()},
+              "latency_ms_batch1": latency(fitted), "latency_repeats": LATENCY_REPEATS}
+    inputs = {**inputs, "chosen": fitted.chosen}
+    accuracy = evaluation.write_eval_dir(out, name, inputs, fitted.size_bytes() + extra_bytes, results, timing)
+    provenance.write(out, seeds={"cv_folds": seed}, wall_times={"fit": timing["fit_s"], "predict": timing["predict_s"]},
+                     command=command, name=name, inputs=inputs)
+    evaluation.print_accuracy(name, accuracy)
+    print(f"{name}: fit {fit_s:.1f} s (chosen {fitted.chosen}), predict {predict_s:.1f} s, "
+          f"latency {timing['latency_ms_batch1']:.1f} ms/image; results in {out}")
+    return accuracy

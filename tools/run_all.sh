@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole reproduction, from the NEU images to Tables 2-5 beside the paper's numbers.
+# The whole reproduction, from the NEU images to Tables 2-5 beside the paper's numbers: the three SDC
+# variants fine-tuned and the Table 3 baselines (GLCM/AELTP/AECLBP x SVM/NNC/MLR, ETE, DeCAF+MLR).
 #
 #   tools/run_all.sh [--profile smoke|paper] [--gpu N] [--neu-dir DIR] [--pretrained-dir DIR]
 #                    [--per-class N] [--max-iter N] [--eval-per-class N]
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
     --data-dir) data_dir=$2; shift ;;
     --runs-dir) runs_dir=$2; shift ;;
     --results-dir) results_dir=$2; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
   shift
@@ -38,6 +39,9 @@ done
 case $profile in smoke|paper) ;; *) die "--profile must be smoke or paper, not '$profile'" ;; esac
 [ -n "$eval_per_class" ] || { [ "$profile" = smoke ] && eval_per_class=20; }
 [ -n "$data_dir" ] || data_dir=$repo/datasets/work${per_class:+/per-class-$per_class}
+# A GPU run without a usable GPU stops here, in one line, before anything is built or written.
+[ -z "$gpu" ] || PYTHONPATH=$repo/tools python3 -c \
+  "from sdc import gpu; from sdc.errors import run_main; run_main(lambda: gpu.require_device($gpu))"
 mkdir -p "$runs_dir/$profile"
 # Paths are made absolute: the tools run from other directories (Caffe trains inside its run dir).
 data_dir=$(mkdir -p "$data_dir" && cd "$data_dir" && pwd)
@@ -92,6 +96,7 @@ py tools/make_enhanced.py --out "$data_dir/enhanced" "${per_class_args[@]}"
 
 stage "LMDBs"
 py tools/build_lmdb.py --enhanced "$data_dir/enhanced" --out "$data_dir/lmdb" "${per_class_args[@]}"
+py tools/build_lmdb.py --out "$data_dir/lmdb" --only train_aug8 "${per_class_args[@]}"
 eval_lmdb=$data_dir/lmdb
 if [ -n "$eval_per_class" ]; then
   eval_lmdb=$data_dir/lmdb-eval-$eval_per_class
@@ -99,24 +104,35 @@ if [ -n "$eval_per_class" ]; then
     --only original lum_0.4 lum_1 noise_35 noise_20 blur_2 blur_5
 fi
 
-for variant in SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF; do
+trained=(SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF ETE)
+train_lmdb() { if [ "$1" = ETE ]; then echo "$data_dir/lmdb/train_aug8_lmdb"; else echo "$data_dir/lmdb/train_lmdb"; fi; }
+for variant in "${trained[@]}"; do
   stage "train $variant ($profile profile)"
+  init=(--weights "$imagenet"); [ "$variant" != ETE ] || init=()  # ETE trains from scratch
   py tools/train.py --variant "$variant" --profile "$profile" --run-dir "$runs/$variant" \
-    --weights "$imagenet" --lmdb-dir "$data_dir/lmdb" ${max_iter:+--max-iter "$max_iter"} "${gpu_args[@]}"
+    "${init[@]}" --lmdb-dir "$data_dir/lmdb" ${max_iter:+--max-iter "$max_iter"} "${gpu_args[@]}"
 done
 
-evaluate() {  # $1 = row name, $2 = caffemodel, $3 = variant
+evaluate() {  # $1 = row name, $2 = caffemodel, $3 = variant, [$4 = the LMDB it was trained on]
   py tools/evaluate.py --name "$1" --model "$2" --deploy "prototxt/$3_deploy.prototxt" \
-    --lmdb-dir "$eval_lmdb" --out "$results/eval/$1" "${gpu_args[@]}"
+    --lmdb-dir "$eval_lmdb" --out "$results/eval/$1" ${4:+--train-lmdb "$4"} "${gpu_args[@]}"
 }
-for variant in SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF; do
+for variant in "${trained[@]}"; do
   stage "evaluate $variant"
-  evaluate "$variant" "$runs/$variant/final.caffemodel" "$variant"
+  evaluate "$variant" "$runs/$variant/final.caffemodel" "$variant" "$(train_lmdb "$variant")"
 done
 for model in "${released[@]}"; do
   stage "evaluate released/$model (the authors' weights)"
   evaluate "released/$model" "pretrained/weights/$model.caffemodel" "$model"
 done
+
+stage "Table 3 baselines: GLCM, AELTP, AECLBP x SVM, NNC, MLR"
+py tools/classical_baselines.py --out "$results/eval" --train-lmdb "$data_dir/lmdb/train_lmdb" \
+  --lmdb-dir "$eval_lmdb" --work-dir "$data_dir/features"
+
+stage "Table 3 baseline: DeCAF+MLR (ImageNet CaffeNet fc6 + multinomial logistic regression)"
+py tools/decaf_mlr.py --out "$results/eval/DeCAF+MLR" --train-lmdb "$data_dir/lmdb/train_lmdb" \
+  --lmdb-dir "$eval_lmdb" "${gpu_args[@]}"
 
 stage "robustness curves (beyond the paper): accuracy vs SNR, alpha, blur length"
 curve_models=()
@@ -131,10 +147,10 @@ py tools/robustness_curves.py "${curve_models[@]}" --out "$results/robustness" -
   ${curve_per_class:+--per-class "$curve_per_class"} "${gpu_args[@]}"
 
 stage "tables and figures"
-py tools/make_tables.py --profile "$profile" --results "$results" --lmdb-dir "$data_dir/lmdb"
+py tools/make_tables.py --profile "$profile" --results "$results"
 py tools/make_figures.py --profile "$profile" --results "$results" --lmdb-dir "$eval_lmdb"
 mkdir -p "$results/learning_curves" "$results/logs"
-for variant in SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF; do
+for variant in "${trained[@]}"; do
   cp "$runs/$variant/learning_curve.csv" "$results/learning_curves/$variant.csv"
   cp "$runs/$variant/learning_curve.png" "$results/learning_curves/$variant.png"
   mkdir -p "$results/logs/$variant"

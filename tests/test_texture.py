@@ -143,13 +143,14 @@ def test_normalise_to_mean_128_std_20():
 
 def clbp_blocks(vector, scales):
     """Per-scale joint histograms, shape (P+2, P+2, 2) = [S, M, C]."""
-    blocks, start = [], 0
-    for points, _ in scales:
-        size = (points + 2) ** 2 * 2
-        blocks.append(vector[start:start + size].reshape(points + 2, points + 2, 2))
-        start += size
-    assert start == len(vector)
-    return blocks
+    pieces = split(vector, [(points + 2) ** 2 * 2 for points, _ in scales])
+    return [piece.reshape(points + 2, points + 2, 2) for piece, (points, _) in zip(pieces, scales)]
+
+
+def split(vector, sizes):
+    """Consecutive pieces of ``vector`` with these sizes, which must add up to its length."""
+    assert sum(sizes) == len(vector)
+    return np.split(vector, np.cumsum(sizes)[:-1])
 
 
 def only_bins(block, bins):
@@ -229,12 +230,8 @@ def test_including_the_neighbour_changes_the_evaluation():
 
 def ltp_blocks(vector, scales):
     """Per-scale (upper, lower) histograms."""
-    blocks, start = [], 0
-    for points, _ in scales:
-        blocks.append((vector[start:start + points + 2], vector[start + points + 2:start + 2 * (points + 2)]))
-        start += 2 * (points + 2)
-    assert start == len(vector)
-    return blocks
+    pieces = split(vector, [points + 2 for points, _ in scales for _half in (0, 1)])
+    return list(zip(pieces[::2], pieces[1::2]))
 
 
 def one_hot(size, weights):

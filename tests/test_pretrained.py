@@ -14,7 +14,8 @@ SHA1 = {"squeezenet_v1.0": "579d0beb658e43c45937bf8bb5e4034fea4e1f69",
         "compressed_SqueezeNet": "d366493d585f65f4badc23b1ae943e9275db1cf4",
         "SDC-SN": "92a93b68c48e87b44488230f0c9dcd06f278c8d1",
         "SDC-SN-ELF": "d308d2882d112976b9084dfcfc5ceff50e761b22",
-        "SDC-SN-ELF-MRF": "3ddb645bc0133112805018c674c4d85bbb499383"}
+        "SDC-SN-ELF-MRF": "3ddb645bc0133112805018c674c4d85bbb499383",
+        "bvlc_reference_caffenet": "4c8d77deb20ea792f84eb5e6d0a11ca0a8660a46"}  # BVLC Model Zoo readme
 RELEASED = ("SDC-SN", "SDC-SN-ELF", "SDC-SN-ELF-MRF")
 
 
@@ -33,7 +34,10 @@ def test_manifest_lists_every_file_with_its_sha1():
     models = weights.read_manifest()
     assert {k: m.sha1 for k, m in models.items()} == SHA1
     assert models["squeezenet_v1.0"].caffemodel == "squeezenet_v1.0.caffemodel"
-    assert all(m.caffemodel_url.startswith("https://github.com/") and m.license and m.source for m in models.values())
+    assert all(m.license and m.source for m in models.values())
+    assert all(m.caffemodel_url.startswith("https://github.com/") for k, m in models.items() if k != "bvlc_reference_caffenet")
+    assert models["bvlc_reference_caffenet"].caffemodel_url == \
+        "http://dl.caffe.berkeleyvision.org/bvlc_reference_caffenet.caffemodel"
 
 
 def test_bad_manifest_is_refused(tmp_path):

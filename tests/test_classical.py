@@ -67,9 +67,15 @@ def test_cross_validation_sees_the_training_features_only_and_is_seeded():
                           {"svc__C": classical.SVM_C, "svc__gamma": [g / 5 for g in classical.SVM_GAMMA_SCALE]},
                           cv=StratifiedKFold(5, shuffle=True, random_state=3)).fit(x, y)
     assert fitted.chosen == {"C": search.best_params_["svc__C"], "gamma": search.best_params_["svc__gamma"],
-                             "cv_accuracy": search.best_score_}
+                             "cv_accuracy": search.best_score_, "cv_folds": 5}
     assert classical.fit("SVM", x, y, histogram=False, seed=3).chosen == fitted.chosen
-    assert set(classical.fit("MLR", x, y, histogram=False).chosen) == {"C", "cv_accuracy", "converged"}
+    assert set(classical.fit("MLR", x, y, histogram=False).chosen) == {"C", "cv_accuracy", "cv_folds", "converged"}
+    # a reduced training set (2 images per class) gets 2-fold cross-validation; 1 per class is refused
+    two = np.concatenate([np.flatnonzero(y == label)[:2] for label in np.unique(y)])
+    assert classical.fit("MLR", x[two], y[two], histogram=False).chosen["cv_folds"] == 2
+    one = np.concatenate([np.flatnonzero(y == label)[:1] for label in np.unique(y)])
+    with pytest.raises(UserError, match="at least 2 training images of every class"):
+        classical.fit("MLR", x[one], y[one], histogram=False)
 
 
 # --- synthetic LMDBs --------------------------------------------------------------------------
@@ -136,7 +142,8 @@ def test_every_row_writes_an_evaluation_folder(evaluated):
         assert inputs["subsets"]["blur_5"]["fingerprint"] == "synthetic test_blur_5_lmdb 106"
         assert inputs["feature"]["feature"] == row.split("+")[0]
         assert inputs["classifier"]["name"] == row.split("+")[1]
-        chosen = {"NNC": {"distance"}, "SVM": {"C", "gamma", "cv_accuracy"}, "MLR": {"C", "cv_accuracy", "converged"}}
+        chosen = {"NNC": {"distance"}, "SVM": {"C", "gamma", "cv_accuracy", "cv_folds"},
+                  "MLR": {"C", "cv_accuracy", "cv_folds", "converged"}}
         assert set(inputs["chosen"]) == chosen[row.split("+")[1]]
         for subset in degrade.TEST_SUBSETS:
             lines = (folder / f"predictions_{subset}.csv").read_text().splitlines()

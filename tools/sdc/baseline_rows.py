@@ -64,9 +64,9 @@ def evaluate(out, name, classifier, sets, inputs, latency, command, histogram=Fa
                                      for label, s in sets.items()},
               "latency_ms_batch1": latency(fitted), "latency_repeats": LATENCY_REPEATS}
     inputs = {**inputs, "chosen": fitted.chosen}
-    accuracy = evaluation.write_eval_dir(out, name, inputs, fitted.size_bytes() + extra_bytes, results, timing)
-    provenance.write(out, seeds={"cv_folds": seed}, wall_times={"fit": timing["fit_s"], "predict": timing["predict_s"]},
-                     command=command, name=name, inputs=inputs)
+    accuracy = evaluation.write_eval_dir(out, name, inputs, fitted.size_bytes() + extra_bytes, results, timing,
+                                         command=command, seeds={"cv_folds": seed},
+                                         wall_times={"fit": timing["fit_s"], "predict": timing["predict_s"]})
     evaluation.print_accuracy(name, accuracy)
     print(f"{name}: fit {fit_s:.1f} s (chosen {fitted.chosen}), predict {predict_s:.1f} s, "
           f"latency {timing['latency_ms_batch1']:.1f} ms/image; results in {out}")

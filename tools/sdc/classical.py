@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import neu
+from .errors import UserError
 
 CLASSIFIERS = ("SVM", "NNC", "MLR")
 NUM_CLASSES = len(neu.CLASSES)
@@ -88,13 +89,18 @@ class Fitted:
 
 
 def cross_validated(pipeline, grid, features, labels, seed, workers):
-    """``pipeline`` refitted on all of ``features`` with the grid point of best k-fold accuracy."""
+    """``pipeline`` refitted on all of ``features`` with the grid point of best k-fold accuracy
+    (k = CV_FOLDS, or the smallest class's size when a reduced training set has fewer per class)."""
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
-    folds = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed)
+    counts = np.bincount(labels)
+    k = min(CV_FOLDS, int(counts[counts > 0].min()))
+    if k < 2:
+        raise UserError("cross-validation needs at least 2 training images of every class: use a larger --per-class")
+    folds = StratifiedKFold(k, shuffle=True, random_state=seed)
     search = GridSearchCV(pipeline, grid, scoring="accuracy", cv=folds, n_jobs=workers, refit=True)
     search.fit(features, labels)
     chosen = {key.split("__", 1)[1]: value for key, value in search.best_params_.items()}
-    chosen["cv_accuracy"] = float(search.best_score_)
+    chosen.update(cv_accuracy=float(search.best_score_), cv_folds=k)
     return search.best_estimator_, chosen
 
 

@@ -330,8 +330,10 @@ def summarise(results):
     return accuracy, confusion
 
 
-def write_eval_dir(out, name, inputs, model_bytes, results, timing, gpu=None):
-    """Write an evaluation folder (predictions, confusions, accuracy.json, provenance) as a whole."""
+def write_eval_dir(out, name, inputs, model_bytes, results, timing, gpu=None, command="tools/evaluate.py",
+                   seeds=None, wall_times=None):
+    """Write an evaluation folder (predictions, confusions, accuracy.json, provenance) as a whole;
+    ``command``, ``seeds`` and ``wall_times`` (default: the evaluation's wall_s) go into provenance.json."""
     accuracy, confusion = summarise(results)
     with atomic.atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
@@ -343,8 +345,8 @@ def write_eval_dir(out, name, inputs, model_bytes, results, timing, gpu=None):
              "matrices": {s: m.tolist() for s, m in confusion.items()}}, indent=1) + "\n")
         record = {"name": name, "inputs": inputs, "model_bytes": model_bytes, "accuracy": accuracy, "timing": timing}
         (tmp / ACCURACY_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        provenance.write(tmp, gpu=gpu, wall_times={"evaluate": timing.get("wall_s")},
-                         command="tools/evaluate.py", name=name, inputs=inputs)
+        provenance.write(tmp, gpu=gpu, seeds=seeds, wall_times=wall_times or {"evaluate": timing.get("wall_s")},
+                         command=command, name=name, inputs=inputs)
     return accuracy
 
 

@@ -4,8 +4,6 @@ tools/classical_baselines.py and tools/decaf_mlr.py)."""
 import json
 import time
 
-import numpy as np
-
 from . import classical, degrade, evaluation, provenance
 
 TRAIN = "train"
@@ -13,15 +11,9 @@ LATENCY_REPEATS = 20
 EXTRACTION_KEYS = ("images", "extraction_s", "extraction_cpu_s", "workers", "cached")
 
 
-def median_ms(function, repeats=LATENCY_REPEATS):
-    """Median wall time of ``function()`` in ms over ``repeats`` calls, after one warm-up call."""
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
+def median_ms(function):
+    """evaluation.median_ms over LATENCY_REPEATS calls."""
+    return evaluation.median_ms(function, LATENCY_REPEATS)
 
 
 def source_record(feature_set):

@@ -6,15 +6,12 @@ minus the mean 104/117/123 (the mean values Caffe's examples use in place of the
 image), and forwarded to fc6 after its in-place ReLU: "DeCAF6", 4096 values per image.
 """
 import time
-from pathlib import Path
-
 import numpy as np
 
-from . import evaluation, lmdb_io
+from . import evaluation, lmdb_io, neu
 from .features import FeatureSet
 
-REPO = Path(__file__).resolve().parents[2]
-DEPLOY = REPO / "prototxt" / "CaffeNet_deploy.prototxt"
+DEPLOY = neu.REPO / "prototxt" / "CaffeNet_deploy.prototxt"
 WEIGHTS_ID = "bvlc_reference_caffenet"
 FEATURE_BLOB = "fc6"
 LAST_LAYER = "relu6"   # in place on fc6: once it ran, the blob holds the rectified values

@@ -205,17 +205,22 @@ def predict(net, images, source, progress=None):
     return Predictions(keys, np.array(labels, np.int64), np.concatenate(probs))
 
 
+def median_ms(function, repeats):
+    """Median wall time of ``function()`` in ms over ``repeats`` calls, after one warm-up call."""
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
 def latency_ms(deploy, model, image, repeats, gpu=None):
     """Median wall time of one batch-1 forward pass (preprocessed ``image``), after one warm-up pass."""
     net = open_net(deploy, model, 1, gpu)
     net.blobs[INPUT_BLOB].data[0] = image - MEAN_BGR[:, None, None]
-    net.forward()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        net.forward()
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
+    return median_ms(net.forward, repeats)
 
 
 def worker_pool(workers, initializer, initargs):

@@ -205,7 +205,7 @@ def test_smoke_and_paper_schedules_of_the_committed_solvers(tmp_path, caffe):
         paper, net = training.prepare(solver_path, variant, "paper", tmp_path)
         assert schedule(paper) == (2400, 10, 800, 200, 100, [20])
         smoke, _ = training.prepare(solver_path, variant, "smoke", tmp_path)
-        assert schedule(smoke) == (120, 1, 40, 30, 30, [20])
+        assert schedule(smoke) == (120, 1, 40, 30, 60, [20])
         short, _ = training.prepare(solver_path, variant, "paper", tmp_path, max_iter=600, iter_size=5)
         assert schedule(short) == (600, 5, 200, 50, 25, [20])
         committed = training.read_proto(solver_path, caffe_pb2.SolverParameter())

@@ -29,8 +29,6 @@ from tqdm import tqdm
 from sdc import degrade, lmdb_io, neu, provenance, split
 from sdc.errors import UserError, run_main
 
-DEFAULT_OUT = neu.REPO / "datasets" / "work" / "lmdb"
-DEFAULT_ENHANCED = neu.REPO / "datasets" / "work" / "enhanced"
 TARGETS = ("train",) + degrade.TEST_SUBSETS
 AUGMENTED = "train_aug8"
 DIHEDRAL = tuple(f"rot{90 * k}{flip}" for flip in ("", "_flip") for k in range(4))
@@ -140,8 +138,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--neu-dir", help=f"NEU-CLS root (default: ${neu.ENV_VAR}, else datasets/NEU-CLS)")
     parser.add_argument("--splits", default=split.DEFAULT_DIR, help="folder of train.txt/test.txt (default: %(default)s)")
-    parser.add_argument("--enhanced", default=DEFAULT_ENHANCED, help="make_enhanced.py output (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="default: %(default)s")
+    parser.add_argument("--enhanced", default=neu.ENHANCED_DIR, help="make_enhanced.py output (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=neu.LMDB_DIR, help="default: %(default)s")
     parser.add_argument("--only", nargs="+", choices=TARGETS + (AUGMENTED,),
                         help=f"build only these (default: the 8 of {', '.join(TARGETS)})")
     parser.add_argument("--external", action="append", default=[], metavar="SUBSET=DIR",

@@ -28,8 +28,7 @@ from tqdm import tqdm
 from sdc import baseline_rows, classical, degrade, evaluation, features, lmdb_io, neu, texture
 from sdc.errors import UserError, run_main
 
-DEFAULT_LMDB_DIR = neu.REPO / "datasets" / "work" / "lmdb"
-DEFAULT_WORK_DIR = neu.REPO / "datasets" / "work" / "features"
+DEFAULT_WORK_DIR = neu.WORK_DIR / "features"
 TRAIN = baseline_rows.TRAIN
 
 
@@ -78,8 +77,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True,
                         help="folder of the evaluation folders, e.g. results/smoke/eval")
-    parser.add_argument("--train-lmdb", type=Path, default=DEFAULT_LMDB_DIR / "train_lmdb", help="default: %(default)s")
-    parser.add_argument("--lmdb-dir", type=Path, default=DEFAULT_LMDB_DIR,
+    parser.add_argument("--train-lmdb", type=Path, default=neu.LMDB_DIR / "train_lmdb", help="default: %(default)s")
+    parser.add_argument("--lmdb-dir", type=Path, default=neu.LMDB_DIR,
                         help="folder of the test_<subset>_lmdb (default: %(default)s)")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="feature cache (default: %(default)s)")
     parser.add_argument("--features", nargs="+", choices=texture.FEATURES, default=list(texture.FEATURES))

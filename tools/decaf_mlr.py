@@ -22,7 +22,6 @@ from sdc.errors import UserError, run_main
 
 NAME = "DeCAF+MLR"
 CLASSIFIER = "MLR"
-DEFAULT_LMDB_DIR = neu.REPO / "datasets" / "work" / "lmdb"
 NOT_AVAILABLE = ("CaffeNet weights not available (bvlc_reference_caffenet.caffemodel: pass --weights or put it "
                  "under SDC_PRETRAINED_DIR)")
 
@@ -54,8 +53,8 @@ def main():
     parser.add_argument("--weights", type=Path, help="bvlc_reference_caffenet.caffemodel (default: fetched)")
     parser.add_argument("--offline", action="store_true", help="never download the weights")
     parser.add_argument("--deploy", type=Path, default=decaf.DEPLOY, help="default: %(default)s")
-    parser.add_argument("--train-lmdb", type=Path, default=DEFAULT_LMDB_DIR / "train_lmdb", help="default: %(default)s")
-    parser.add_argument("--lmdb-dir", type=Path, default=DEFAULT_LMDB_DIR,
+    parser.add_argument("--train-lmdb", type=Path, default=neu.LMDB_DIR / "train_lmdb", help="default: %(default)s")
+    parser.add_argument("--lmdb-dir", type=Path, default=neu.LMDB_DIR,
                         help="folder of the test_<subset>_lmdb (default: %(default)s)")
     parser.add_argument("--batch", type=int, default=decaf.BATCH, help="default: %(default)s")
     parser.add_argument("--seed", type=int, default=0, help="cross-validation folds (default: %(default)s)")

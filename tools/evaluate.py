@@ -30,8 +30,6 @@ from tqdm import tqdm
 from sdc import degrade, evaluation, lmdb_io, neu, provenance, weights
 from sdc.errors import UserError, run_main
 
-DEFAULT_LMDB_DIR = neu.REPO / "datasets" / "work" / "lmdb"
-
 
 def plan_inputs(args):
     """{subset: (source, fingerprint, count)} in the order asked."""
@@ -54,7 +52,7 @@ def main():
     parser.add_argument("--deploy", type=Path, required=True, help="its prototxt/<variant>_deploy.prototxt")
     parser.add_argument("--name", required=True, help="row name in the tables, e.g. SDC-SN or released/SDC-SN")
     parser.add_argument("--out", type=Path, required=True, help="output folder, e.g. results/paper/eval/<name>")
-    parser.add_argument("--lmdb-dir", type=Path, default=DEFAULT_LMDB_DIR, help="default: %(default)s")
+    parser.add_argument("--lmdb-dir", type=Path, default=neu.LMDB_DIR, help="default: %(default)s")
     parser.add_argument("--subsets", nargs="+", choices=degrade.TEST_SUBSETS, help="default: all seven")
     parser.add_argument("--list", action="append", default=[], metavar="SUBSET=LIST",
                         help="read SUBSET from a Caffe list file instead of its LMDB (repeatable)")

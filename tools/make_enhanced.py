@@ -28,7 +28,6 @@ from tqdm import tqdm
 from sdc import atomic, degrade, neu, provenance, split
 from sdc.errors import UserError, run_main
 
-DEFAULT_OUT = neu.REPO / "datasets" / "work" / "enhanced"
 FORMAT_VERSION = 1  # bump when the generator's output changes for the same settings
 
 
@@ -91,7 +90,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--neu-dir", help=f"NEU-CLS root (default: ${neu.ENV_VAR}, else datasets/NEU-CLS)")
     parser.add_argument("--test-list", default=split.DEFAULT_DIR / "test.txt", help="default: %(default)s")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="default: %(default)s")
+    parser.add_argument("--out", type=Path, default=neu.ENHANCED_DIR, help="default: %(default)s")
     parser.add_argument("--seed", type=int, default=degrade.DEFAULT_SEED, help="default: %(default)s")
     parser.add_argument("--size", type=int, default=neu.NETWORK_SIDE,
                         help="side at which images are degraded: 256 (network input, default) or 200 (native)")

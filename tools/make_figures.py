@@ -20,7 +20,6 @@ import numpy as np
 from sdc import atomic, degrade, evaluation, lmdb_io, neu, tables
 from sdc.errors import UserError, run_main
 
-DEFAULT_LMDB_DIR = neu.REPO / "datasets" / "work" / "lmdb"
 CLASSES = [c.prefix for c in neu.CLASSES]
 PANELS = degrade.TEST_SUBSETS + (evaluation.POOLED,)
 
@@ -126,7 +125,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="paper", help="default: %(default)s")
     parser.add_argument("--results", type=Path, help="results folder (default: results/<profile>)")
-    parser.add_argument("--lmdb-dir", type=Path, default=DEFAULT_LMDB_DIR, help="default: %(default)s")
+    parser.add_argument("--lmdb-dir", type=Path, default=neu.LMDB_DIR, help="default: %(default)s")
     parser.add_argument("--examples-model", default="SDC-SN-ELF-MRF",
                         help="model of the example grid (default: %(default)s; skipped when not evaluated)")
     parser.add_argument("--per-class", type=int, default=4, help="wrong examples per class (default: %(default)s)")

@@ -28,7 +28,6 @@ from tqdm import tqdm
 from sdc import atomic, degrade, evaluation, lmdb_io, neu, provenance, stats, weights
 from sdc.errors import UserError, run_main
 
-DEFAULT_LMDB_DIR = neu.REPO / "datasets" / "work" / "lmdb"
 DEFAULT_SEED = 2019
 # degradation -> (levels, axis label, the levels of the paper's test subsets)
 SWEEPS = {
@@ -150,7 +149,7 @@ def main():
     parser.add_argument("--model", nargs=3, action="append", required=True, metavar=("NAME", "CAFFEMODEL", "DEPLOY"),
                         help="a model to sweep (repeatable)")
     parser.add_argument("--out", type=Path, required=True, help="output folder, e.g. results/paper/robustness")
-    parser.add_argument("--lmdb-dir", type=Path, default=DEFAULT_LMDB_DIR, help="default: %(default)s")
+    parser.add_argument("--lmdb-dir", type=Path, default=neu.LMDB_DIR, help="default: %(default)s")
     parser.add_argument("--degradations", nargs="+", choices=tuple(SWEEPS), default=tuple(SWEEPS),
                         help="default: all three")
     parser.add_argument("--draws", type=int, default=1, help="random draws per image and level (default: %(default)s)")

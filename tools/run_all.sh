@@ -8,7 +8,7 @@
 #
 # Profiles: `paper` trains with the committed solvers (GPU expected: ~6 h per model on 2 CPU cores);
 # `smoke` (the default without --gpu) runs the same pipeline with a short schedule (tools/sdc/training.py)
-# and evaluates on the first --eval-per-class test images per class (default 20; robustness curves on 5),
+# and evaluates on the first --eval-per-class test images per class (default 10; robustness curves on 5),
 # in about 30 min on 2 CPU cores; its results are labelled as not the paper's schedule. --per-class N shrinks every data set
 # (CI). Every stage skips work whose outputs are up to date, and training resumes from its last snapshot,
 # so re-running after an interruption continues where it stopped. Results: <results-dir>/<profile>/.
@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$profile" ] || { if [ -n "$gpu" ]; then profile=paper; else profile=smoke; fi; }
 case $profile in smoke|paper) ;; *) die "--profile must be smoke or paper, not '$profile'" ;; esac
-[ -n "$eval_per_class" ] || { [ "$profile" = smoke ] && eval_per_class=20; }
+[ -n "$eval_per_class" ] || { [ "$profile" = smoke ] && eval_per_class=10; }
 [ -n "$data_dir" ] || data_dir=$repo/datasets/work${per_class:+/per-class-$per_class}
 # A GPU run without a usable GPU stops here, in one line, before anything is built or written.
 [ -z "$gpu" ] || PYTHONPATH=$repo/tools python3 -c \

@@ -49,7 +49,7 @@ def parse_args(argv=None):
                         help="ETE trains from scratch (no --weights) on train_aug8_lmdb")
     parser.add_argument("--profile", default="paper", choices=sorted(training.PROFILES),
                         help="paper: the solver's schedule; smoke: 120 iterations, iter_size 1, base_lr 1e-4, "
-                             "4 snapshots and 4 test passes (ETE: 90 iterations of its own schedule, 3 and 3) "
+                             "4 snapshots and 2 test passes (ETE: 90 iterations of its own schedule, 3 and 3) "
                              "(default: paper)")
     parser.add_argument("--solver", type=Path,
                         help="solver whose net and LMDB names are used (default solvers/<variant>_solver.prototxt; "
@@ -58,7 +58,7 @@ def parse_args(argv=None):
     parser.add_argument("--weights", type=Path,
                         help="ImageNet initialisation (default: pretrained/weights/squeezenet_v1.0.caffemodel, "
                              "else squeezenet_v1.0_dc.caffemodel)")
-    parser.add_argument("--lmdb-dir", type=Path, default=training.DEFAULT_LMDB_DIR,
+    parser.add_argument("--lmdb-dir", type=Path, default=neu.LMDB_DIR,
                         help="folder of train_lmdb and test_original_lmdb (default: datasets/work/lmdb)")
     parser.add_argument("--max-iter", type=positive_int, help="override the profile's max_iter "
                         "(lr steps, snapshots and test passes are rescaled with it)")

@@ -19,6 +19,10 @@ REPO = Path(__file__).resolve().parents[2]
 ENV_VAR = "NEU_DIR"
 DEFAULT_DIR = REPO / "datasets" / "NEU-CLS"
 MANIFEST = REPO / "datasets" / "NEU-CLS.sha256"
+# What the tools derive from the images (enhanced set, LMDBs, feature cache); git-ignored.
+WORK_DIR = REPO / "datasets" / "work"
+LMDB_DIR = WORK_DIR / "lmdb"
+ENHANCED_DIR = WORK_DIR / "enhanced"
 IMAGE_SIDE = 200
 NETWORK_SIDE = 256
 

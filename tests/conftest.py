@@ -14,7 +14,7 @@ def _dir_or_skip(env, default, what):
     path = Path(os.environ.get(env) or default)
     if not path.is_dir():
         pytest.skip(f"{what} not found at {path} (set {env})")
-    return path
+    return path.resolve()  # session-wide: a relative $NEU_DIR must survive tests that chdir
 
 
 @pytest.fixture(scope="session")

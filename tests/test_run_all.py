@@ -14,11 +14,15 @@ TABLE_HEADINGS = ["Table 2", "Table 3", "Table 4", "Table 5"]
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, neu_dir, pretrained_src):
     out = tmp_path_factory.mktemp("run_all")
-    env = dict(os.environ, NEU_DIR=str(neu_dir), SDC_PRETRAINED_DIR=str(pretrained_src))
+    # Run from elsewhere with paths relative to there, as a user would type them (links, so that the
+    # paths mean nothing from the repo root).
+    (out / "neu").symlink_to(neu_dir)
+    (out / "weights").symlink_to(pretrained_src)
+    env = dict(os.environ, NEU_DIR="neu", SDC_PRETRAINED_DIR="weights")
     cmd = ["bash", str(REPO / "tools" / "run_all.sh"), "--profile", "smoke", "--per-class", "2",
-           "--max-iter", "4", "--eval-per-class", "2", "--data-dir", str(out / "data"),
-           "--runs-dir", str(out / "runs"), "--results-dir", str(out / "results")]
-    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+           "--max-iter", "4", "--eval-per-class", "2", "--data-dir", "data",
+           "--runs-dir", "runs", "--results-dir", "results"]
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=out, timeout=1800)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     return out, run, cmd, env
 
@@ -54,7 +58,7 @@ def test_training_ran_the_requested_schedule(smoke_run):
 
 def test_rerun_skips_finished_stages(smoke_run):
     out, _, cmd, env = smoke_run
-    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=out, timeout=900)
     assert run.returncode == 0, run.stdout[-4000:]
     assert "nothing to do" in run.stdout
     assert "Iteration 0" not in run.stdout  # no training restarted

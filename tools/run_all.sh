@@ -35,6 +35,10 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+# The data paths a user gives are relative to where they typed them; the stages run in the repo.
+for var in NEU_DIR SDC_PRETRAINED_DIR; do
+  if [ -d "${!var:-}" ]; then export "$var=$(cd "${!var}" && pwd)"; fi
+done
 [ -n "$profile" ] || { if [ -n "$gpu" ]; then profile=paper; else profile=smoke; fi; }
 case $profile in smoke|paper) ;; *) die "--profile must be smoke or paper, not '$profile'" ;; esac
 [ -n "$eval_per_class" ] || { [ "$profile" = smoke ] && eval_per_class=10; }

@@ -132,3 +132,15 @@ def test_augmented_training_lmdb_holds_every_image_eight_times_shuffled(neu_dir,
     assert all(len(t) == 8 for t in seen.values()) and len(seen) == 6
     labels = [label for _, _, label in augmented]
     assert labels != sorted(labels)  # stored shuffled: Caffe's Data layer reads in key order
+
+
+def test_provenance_keeps_both_calls_of_run_all(neu_dir, tmp_path):
+    """run_all.sh builds the 8 LMDBs and then train_aug8 into one folder: one record must cover both."""
+    for only in ("train", "train_aug8"):
+        command = [sys.executable, "tools/build_lmdb.py", "--neu-dir", str(neu_dir), "--out", str(tmp_path),
+                   "--only", only, "--per-class", "1", "--jobs", "2"]
+        assert subprocess.run(command, cwd=REPO, capture_output=True, text=True).returncode == 0
+    record = json.loads((tmp_path / "provenance.json").read_text())
+    assert record["inputs"] == {"train": 6, "train_aug8": 48}
+    assert sorted(record["wall_times_s"]) == ["train", "train_aug8"]
+    assert record["seeds"] == {"train_aug8_order": 42}

@@ -56,6 +56,17 @@ def test_training_ran_the_requested_schedule(smoke_run):
         assert json.loads((run_dir / "provenance.json").read_text())["git_commit"]
 
 
+def test_run_provenance_has_stage_times_and_every_seed(smoke_run):
+    out, _, cmd, _ = smoke_run
+    record = json.loads((out / "results" / "smoke" / "provenance.json").read_text())
+    assert record["command"] == "tools/run_all.sh " + " ".join(cmd[2:])
+    assert {"LMDBs", "train SDC-SN (smoke profile)", "tables and figures", "total"} <= set(record["wall_times_s"])
+    seeds = {Path(folder).relative_to(out).as_posix(): value for folder, value in record["seeds"].items()}
+    assert seeds["results/smoke/logs/SDC-SN"] == {"solver_random_seed": 42}
+    assert seeds["data/enhanced"] == {"enhanced": 2019}
+    assert seeds["data/lmdb"] == {"train_aug8_order": 42}
+
+
 def test_rerun_skips_finished_stages(smoke_run):
     out, _, cmd, env = smoke_run
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=out, timeout=900)

@@ -167,8 +167,13 @@ def main():
                 build(dest, entries, digest, pool)
                 times[target] = round(time.time() - start, 2)
     if times:
-        provenance.write(args.out, wall_times=times, command="tools/build_lmdb.py",
-                         inputs={t: len(e) for t, e in plan.items()}, per_class=args.per_class,
+        # One record per folder, which run_all.sh fills in two calls (the 8 LMDBs, then train_aug8).
+        earlier = provenance.read(args.out)
+        seeds = {**earlier.get("seeds", {}), **({"train_aug8_order": AUGMENT_SEED} if AUGMENTED in plan else {})}
+        provenance.write(args.out, wall_times={**earlier.get("wall_times_s", {}), **times}, seeds=seeds,
+                         command="tools/build_lmdb.py",
+                         inputs={**earlier.get("inputs", {}), **{t: len(e) for t, e in plan.items()}},
+                         per_class=args.per_class,
                          external=degrade.parse_subset_options(args.external, "--external", "DIR"))
     return 0
 

@@ -13,6 +13,7 @@
 # (CI). Every stage skips work whose outputs are up to date, and training resumes from its last snapshot,
 # so re-running after an interruption continues where it stopped. Results: <results-dir>/<profile>/.
 set -euo pipefail
+command_line="tools/run_all.sh $*"
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 die() { printf 'run_all: error: %s\n' "$*" >&2; exit 2; }
 
@@ -53,9 +54,13 @@ runs=$(cd "$runs_dir/$profile" && pwd)
 results=$(mkdir -p "$results_dir/$profile" && cd "$results_dir/$profile" && pwd)
 
 log=$runs/run_all-$(date +%Y%m%d-%H%M%S).log
+stages=${log%.log}.stages.tsv  # for the run's provenance.json
 exec > >(tee -a "$log") 2>&1
 started=$SECONDS
-stage() { printf '\n== [%s, +%ss] %s\n' "$(date +%H:%M:%S)" "$((SECONDS - started))" "$*"; }
+stage() {
+  printf '\n== [%s, +%ss] %s\n' "$(date +%H:%M:%S)" "$((SECONDS - started))" "$*"
+  printf '%s\t%s\n' "$((SECONDS - started))" "$*" >> "$stages"
+}
 
 stage "bootstrap (venv, Caffe)"
 . "$repo/tools/bootstrap.sh"
@@ -162,5 +167,7 @@ for variant in "${trained[@]}"; do
 done
 
 stage "done in $((SECONDS - started)) s"
+py tools/run_provenance.py --out "$results" --stages "$stages" --command "$command_line" "${gpu_args[@]}" \
+  --from "$results" "$data_dir"
 cp "$log" "$results/logs/"
 echo "results: $results/tables.md (log: $log)"

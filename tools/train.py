@@ -12,7 +12,6 @@ learning_curve.csv / .png and provenance.json. Running the same command again re
 latest snapshot; a finished run is left alone. Ctrl-C makes Caffe snapshot and stop (resumable).
 """
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -142,8 +141,7 @@ def lmdb_record(net):
 
 
 def previous_sessions(run_dir):
-    path = run_dir / "provenance.json"
-    return json.loads(path.read_text()).get("sessions", []) if path.is_file() else []
+    return provenance.read(run_dir).get("sessions", [])
 
 
 def write_provenance(run_dir, args, solver, net, init, sessions):

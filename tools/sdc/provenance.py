@@ -9,6 +9,13 @@ from pathlib import Path
 from . import atomic
 
 REPO = Path(__file__).resolve().parents[2]
+FILE_NAME = "provenance.json"
+
+
+def shown(path):
+    """A path as results print it: relative to the repository when inside it (stable across clones)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def git_commit():
@@ -62,8 +69,14 @@ def collect(gpu=None, seeds=None, wall_times=None, **extra):
     return record
 
 
+def read(directory):
+    """The provenance record in ``directory``, or {} when there is none."""
+    path = Path(directory) / FILE_NAME
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def write(directory, **kwargs):
     """Write ``directory/provenance.json`` atomically and return the record."""
     record = collect(**kwargs)
-    atomic.write_text(Path(directory) / "provenance.json", json.dumps(record, indent=2) + "\n")
+    atomic.write_text(Path(directory) / FILE_NAME, json.dumps(record, indent=2) + "\n")
     return record

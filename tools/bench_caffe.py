@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,6 @@ from sdc.errors import UserError, run_main
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ["SDC-SN", "SDC-SN-ELF", "SDC-SN-ELF-MRF"]
-TEST_LIST = REPO / "datasets" / "splits" / "test.txt"
 PAPER_VALUES = REPO / "docs" / "paper_values.csv"
 # The lines `caffe time` ends with (tools/caffe.cpp), one value each.
 SUMMARY = {"forward_ms": re.compile(r"Average Forward pass: ([0-9.]+) ms"),
@@ -105,7 +103,7 @@ def released_model(weights_dir, variant):
 
 def first_test_image(neu_dir):
     """The first image of the committed test split, wherever the NEU-CLS layout puts it."""
-    name = Path(split.read_list(TEST_LIST)[0][0]).name
+    name = Path(split.read_list(split.DEFAULT_DIR / "test.txt")[0][0]).name
     root = neu.locate(neu_dir)
     found = neu.scan(root).get(name)
     if not found:
@@ -133,13 +131,7 @@ def end_to_end_ms(deploy, model, image_path, repeats, gpu_id):
         data[0] -= evaluation.MEAN_BGR[:, None, None]
         return int(net.forward()[evaluation.OUTPUT_BLOB][0].argmax())
 
-    predicted = classify()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        classify()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times), predicted
+    return evaluation.median_ms(classify, repeats), classify()
 
 
 def pycaffe_row(variant, model, image_path, repeats, gpu_id):

@@ -38,7 +38,7 @@ FORMAT_VERSION = 1  # bump when the records change for the same inputs
 
 
 def lmdb_name(target):
-    return f"{target}_lmdb" if target in ("train", AUGMENTED) else f"test_{target}_lmdb"
+    return f"{target}_lmdb" if target in ("train", AUGMENTED) else lmdb_io.test_name(target)
 
 
 def dihedral(image, transform):

@@ -25,24 +25,14 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from sdc import baseline_rows, classical, degrade, evaluation, features, lmdb_io, neu, texture
+from sdc import baseline_rows, classical, features, neu, texture
 from sdc.errors import UserError, run_main
 
 DEFAULT_WORK_DIR = neu.WORK_DIR / "features"
-TRAIN = baseline_rows.TRAIN
 
 
 def row_name(feature, classifier):
     return f"{feature}+{classifier}"
-
-
-def plan_sources(args):
-    """{TRAIN or subset: LMDB path}, each checked to exist."""
-    paths = {TRAIN: args.train_lmdb}
-    paths.update({subset: args.lmdb_dir / f"test_{subset}_lmdb" for subset in degrade.TEST_SUBSETS})
-    for path in paths.values():
-        lmdb_io.require_info(path)
-    return paths
 
 
 def run_row(args, feature, classifier, sets, latency_image):
@@ -90,8 +80,8 @@ def main():
     args = parser.parse_args()
     if args.workers < 1:
         raise UserError(f"--workers {args.workers}: give a positive number, e.g. 2")
-    paths = plan_sources(args)
-    latency_image = next(iter(evaluation.LmdbSource(paths["original"]).read(0, 1)))[1][0]
+    paths = baseline_rows.lmdb_paths(args.train_lmdb, args.lmdb_dir)
+    latency_image = baseline_rows.latency_record(paths)[1][0]
     with threadpool_limits(1):  # parallel processes instead; BLAS threads only spin on a busy machine
         for feature in args.features:
             run_feature(args, feature, paths, latency_image)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sdc import baseline_rows, classical, decaf, degrade, evaluation, lmdb_io, neu, weights
+from sdc import baseline_rows, classical, decaf, evaluation, lmdb_io, neu, weights
 from sdc.errors import UserError, run_main
 
 NAME = "DeCAF+MLR"
@@ -64,8 +64,7 @@ def main():
     if args.gpu is not None:
         from sdc import gpu
         gpu.require(args.gpu)
-    paths = {baseline_rows.TRAIN: args.train_lmdb,
-             **{s: args.lmdb_dir / f"test_{s}_lmdb" for s in degrade.TEST_SUBSETS}}
+    paths = baseline_rows.lmdb_paths(args.train_lmdb, args.lmdb_dir)
     total = sum(lmdb_io.require_info(path)["count"] for path in paths.values())
     model = caffenet_weights(args.weights, args.offline)
     if model is None:
@@ -79,8 +78,8 @@ def main():
               "feature": {"name": "DeCAF6", "net": str(args.deploy), "blob": decaf.FEATURE_BLOB,
                           "dimension": sets[baseline_rows.TRAIN].features.shape[1]},
               "classifier": {"name": CLASSIFIER, "search": classical.grid_description(CLASSIFIER), "seed": args.seed}}
-    first_record = next(iter(evaluation.LmdbSource(paths["original"]).read(0, 1)))
-    baseline_rows.evaluate(args.out, NAME, CLASSIFIER, sets, inputs, latency(args.deploy, model, first_record, args.gpu),
+    record = baseline_rows.latency_record(paths)
+    baseline_rows.evaluate(args.out, NAME, CLASSIFIER, sets, inputs, latency(args.deploy, model, record, args.gpu),
                            "tools/decaf_mlr.py", seed=args.seed, workers=args.workers,
                            extra_bytes=model.stat().st_size)
     return 0

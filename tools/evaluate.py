@@ -40,7 +40,7 @@ def plan_inputs(args):
             source = evaluation.ListSource(lists[subset], args.image_root)
             plan[subset] = (source, neu.sha256_file(source.path), source.count())
             continue
-        path = args.lmdb_dir / f"test_{subset}_lmdb"
+        path = args.lmdb_dir / lmdb_io.test_name(subset)
         info = lmdb_io.require_info(path, f"run tools/build_lmdb.py (or pass --lmdb-dir, or --list {subset}=LIST)")
         plan[subset] = (evaluation.LmdbSource(path), info.get("fingerprint"), info.get("count"))
     return plan

@@ -86,7 +86,7 @@ def choose_examples(found, per_class, rng):
 
 
 def read_image(lmdb_dir, subset, key):
-    path = Path(lmdb_dir) / f"test_{subset}_lmdb"
+    path = Path(lmdb_dir) / lmdb_io.test_name(subset)
     if not (path / "data.mdb").is_file():
         raise UserError(f"no LMDB at {path}: the example grid reads the images from the test LMDBs (--lmdb-dir)")
     env = lmdb.open(str(path), readonly=True, lock=False, subdir=True)

@@ -72,7 +72,7 @@ _state = {}
 
 def read_originals(lmdb_dir, per_class):
     originals, seen = [], {}
-    for key, image, label in evaluation.LmdbSource(Path(lmdb_dir) / "test_original_lmdb").read():
+    for key, image, label in evaluation.LmdbSource(Path(lmdb_dir) / lmdb_io.test_name("original")).read():
         seen[label] = seen.get(label, 0) + 1
         if per_class is None or seen[label] <= per_class:
             originals.append((key, image, label))
@@ -172,7 +172,7 @@ def main():
         evaluation.load_net(deploy, model, 1)  # fails early, once, on a bad model
     inputs = {"models": {name: {"caffemodel_sha1": weights.sha1_of(model), "deploy_sha256": neu.sha256_file(deploy)}
                          for name, (model, deploy) in models.items()},
-              "test_original_lmdb": (lmdb_io.read_info(args.lmdb_dir / "test_original_lmdb") or {}).get("fingerprint"),
+              "test_original_lmdb": (lmdb_io.read_info(args.lmdb_dir / lmdb_io.test_name("original")) or {}).get("fingerprint"),
               "per_class": args.per_class, "draws": args.draws, "seed": args.seed,
               "degradations": list(args.degradations)}
     previous = args.out / "inputs.json"

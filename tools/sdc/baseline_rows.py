@@ -3,8 +3,9 @@ test subset, write the evaluation folder in tools/evaluate.py's format (shared b
 tools/classical_baselines.py and tools/decaf_mlr.py)."""
 import json
 import time
+from pathlib import Path
 
-from . import classical, degrade, evaluation, provenance
+from . import classical, degrade, evaluation, lmdb_io, provenance
 
 TRAIN = "train"
 LATENCY_REPEATS = 20
@@ -14,6 +15,19 @@ EXTRACTION_KEYS = ("images", "extraction_s", "extraction_cpu_s", "workers", "cac
 def median_ms(function):
     """evaluation.median_ms over LATENCY_REPEATS calls."""
     return evaluation.median_ms(function, LATENCY_REPEATS)
+
+
+def lmdb_paths(train_lmdb, lmdb_dir):
+    """{TRAIN: ``train_lmdb``, subset: its test LMDB under ``lmdb_dir``}, each checked to exist."""
+    paths = {TRAIN: Path(train_lmdb), **{s: Path(lmdb_dir) / lmdb_io.test_name(s) for s in degrade.TEST_SUBSETS}}
+    for path in paths.values():
+        lmdb_io.require_info(path)
+    return paths
+
+
+def latency_record(paths):
+    """The first (key, image, label) record of the original test LMDB: what the latency is timed on."""
+    return next(iter(evaluation.LmdbSource(paths["original"]).read(0, 1)))
 
 
 def source_record(feature_set):

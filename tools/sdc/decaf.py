@@ -6,6 +6,7 @@ minus the mean 104/117/123 (the mean values Caffe's examples use in place of the
 image), and forwarded to fc6 after its in-place ReLU: "DeCAF6", 4096 values per image.
 """
 import time
+
 import numpy as np
 
 from . import evaluation, lmdb_io, neu

@@ -107,7 +107,7 @@ def lmdb_features(paths, name, params, work_dir, workers=1, progress=None):
     plan = {label: cache_file(work_dir, path, name, params) for label, path in paths.items()}
     stale = [label for label, (file, _) in plan.items() if not file.is_file()]
     if progress is not None:
-        progress.total = sum(lmdb_io.require_info(paths[label])["count"] for label in stale)
+        progress.total = sum(plan[label][1]["count"] for label in stale)
         progress.refresh()
     found = {}
     with mapper(workers if stale else 1, CHUNK) as map_:

@@ -18,6 +18,11 @@ INFO_FILE = "build.json"
 CHANNELS = 3
 
 
+def test_name(subset):
+    """Folder name of a test subset's LMDB: tools/build_lmdb.py writes it, the evaluators read it."""
+    return f"test_{subset}_lmdb"
+
+
 def record_key(index, rel):
     return f"{index:08d}_{rel}".encode()
 

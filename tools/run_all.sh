@@ -20,9 +20,10 @@ die() { printf 'run_all: error: %s\n' "$*" >&2; exit 2; }
 profile=""; gpu=""; per_class=""; max_iter=""; eval_per_class=""
 data_dir=""; runs_dir=$repo/runs; results_dir=$repo/results
 while [ $# -gt 0 ]; do
+  case $1 in -h|--help) ;; -*) [ $# -ge 2 ] || die "$1 needs a value (see --help)" ;; esac
   case $1 in
     --profile) profile=$2; shift ;;
-    --gpu) gpu=$2; shift ;;
+    --gpu) [[ $2 =~ ^[0-9]+$ ]] || die "--gpu must be a GPU number such as 0, not '$2'"; gpu=$2; shift ;;
     --neu-dir) export NEU_DIR=$2; shift ;;
     --pretrained-dir) export SDC_PRETRAINED_DIR=$2; shift ;;
     --per-class) per_class=$2; shift ;;
@@ -45,8 +46,11 @@ case $profile in smoke|paper) ;; *) die "--profile must be smoke or paper, not '
 [ -n "$eval_per_class" ] || { [ "$profile" = smoke ] && eval_per_class=10; }
 [ -n "$data_dir" ] || data_dir=$repo/datasets/work${per_class:+/per-class-$per_class}
 # A GPU run without a usable GPU stops here, in one line, before anything is built or written.
-[ -z "$gpu" ] || PYTHONPATH=$repo/tools python3 -c \
-  "from sdc import gpu; from sdc.errors import run_main; run_main(lambda: gpu.require_device($gpu))"
+gpu_check() {  # $1 = the python, $2 = require_device (the driver) or require (also a CUDA build of Caffe)
+  PYTHONPATH=$repo/tools "$1" -c 'import sys; from sdc import gpu; from sdc.errors import run_main
+run_main(lambda: getattr(gpu, sys.argv[1])(int(sys.argv[2])))' "$2" "$gpu"
+}
+[ -z "$gpu" ] || gpu_check python3 require_device
 mkdir -p "$runs_dir/$profile"
 # Paths are made absolute: the tools run from other directories (Caffe trains inside its run dir).
 data_dir=$(mkdir -p "$data_dir" && cd "$data_dir" && pwd)
@@ -69,7 +73,7 @@ py() { "$SDC_PY" "$@"; }
 cd "$repo"
 gpu_args=(); [ -z "$gpu" ] || gpu_args=(--gpu "$gpu")
 if [ -n "$gpu" ]; then
-  py -c "from sdc import gpu; from sdc.errors import run_main; run_main(lambda: gpu.require($gpu))"
+  gpu_check "$SDC_PY" require
 elif [ "$profile" = paper ]; then
   echo "run_all: note: the paper profile on the CPU takes about 6 h per model on 2 cores (pass --gpu N)"
 fi

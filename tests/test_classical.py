@@ -205,28 +205,32 @@ def test_missing_lmdb_is_one_error_line(tmp_path):
 
 # --- feature cache ----------------------------------------------------------------------------
 
+def cached_glcm(path, params, work_dir):
+    return features.source_features({"train": features.lmdb_images(path)}, "GLCM", params, work_dir)["train"]
+
+
 def test_cache_is_keyed_by_fingerprint_and_parameters(tmp_path):
     path = write_lmdb(tmp_path / "train_lmdb", 1, 0)
     params = texture.GlcmParams()
-    first = features.lmdb_features({"train": path}, "GLCM", params, tmp_path / "cache")["train"]
+    first = cached_glcm(path, params, tmp_path / "cache")
     assert not first.record["cached"] and first.features.shape == (6, 112)
     _, image, _ = next(lmdb_io.read(path))
     np.testing.assert_array_equal(first.features[0], texture.extract("GLCM", image[0]))
-    again = features.lmdb_features({"train": path}, "GLCM", params, tmp_path / "cache")["train"]
+    again = cached_glcm(path, params, tmp_path / "cache")
     assert again.record["cached"] and again.keys == first.keys
     np.testing.assert_array_equal(again.features, first.features)
     np.testing.assert_array_equal(again.labels, np.arange(6))
-    other = features.lmdb_features({"train": path}, "GLCM", texture.GlcmParams(levels=64), tmp_path / "cache")
-    assert not other["train"].record["cached"]
+    other = cached_glcm(path, texture.GlcmParams(levels=64), tmp_path / "cache")
+    assert not other.record["cached"]
     write_lmdb(path, 1, 1)   # rebuilt from other images: a new fingerprint
-    rebuilt = features.lmdb_features({"train": path}, "GLCM", params, tmp_path / "cache")["train"]
+    rebuilt = cached_glcm(path, params, tmp_path / "cache")
     assert not rebuilt.record["cached"] and not np.array_equal(rebuilt.features, first.features)
     assert len(list((tmp_path / "cache" / "GLCM").glob("train_lmdb-*.npz"))) == 3
 
 
 def test_cache_of_a_missing_lmdb_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="run tools/build_lmdb.py"):
-        features.lmdb_features({"train": tmp_path / "nothing"}, "GLCM", texture.GlcmParams(), tmp_path)
+        cached_glcm(tmp_path / "nothing", texture.GlcmParams(), tmp_path)
 
 
 # --- Song & Yan protocol ----------------------------------------------------------------------

@@ -2,22 +2,30 @@
 """The classical Table 3 baselines: {GLCM, AECLBP, AELTP} features x {SVM, NNC, MLR} classifiers.
 
     tools/classical_baselines.py --out results/paper/eval [--train-lmdb datasets/work/lmdb/train_lmdb]
-        [--lmdb-dir datasets/work/lmdb] [--features ...] [--classifiers ...] [--seed 0] [--workers 2]
+        [--lmdb-dir datasets/work/lmdb] [--protocols network-input ...] [--neu-dir DIR]
+        [--enhanced-200 DIR] [--features ...] [--classifiers ...] [--seed 0] [--workers 2]
 
-Trains on the training LMDB, evaluates on the seven test LMDBs <lmdb-dir>/test_<subset>_lmdb (channel
-0 of each record). Feature definitions: tools/sdc/texture.py; classifiers: tools/sdc/classical.py;
-both are documented in docs/baselines.md. Features are cached under --work-dir, keyed by each LMDB's
-build.json fingerprint and the feature parameters, and extracted by --workers processes.
+Trains on the images of the training LMDB, evaluates on those of the seven test LMDBs
+<lmdb-dir>/test_<subset>_lmdb. A protocol (tools/sdc/protocols.py, docs/baselines.md) says which
+pixels stand for each LMDB's records: the records themselves (256x256, channel 0), the records
+resized to 200x200, or the native 200x200 files (the NEU-CLS BMPs from --neu-dir; the enhanced set
+made at 200x200, --enhanced-200); whether the features are standardised; and feature parameters
+that differ from the default. The default protocol, network-input, is the records as stored.
+Feature definitions: tools/sdc/texture.py; classifiers: tools/sdc/classical.py. Features are
+cached under --work-dir, keyed by each source's identity and the feature parameters, and
+extracted by --workers processes.
 
-Output: one evaluation folder per row, <out>/<FEATURE>+<CLASSIFIER>/ (e.g. AECLBP+SVM), in the format
-of tools/evaluate.py (accuracy.json, predictions_<subset>.csv, confusions, provenance.json). In
-accuracy.json, "inputs" holds the LMDBs and their fingerprints, the feature parameters, the
-classifier's search grid and the hyper-parameters it chose; "timing" holds the device, "wall_s"
-(this row's fit, cross-validation included, plus predicting every test image, features given),
-"fit_s", "predict_s", the feature extraction time of every LMDB (as measured when its features
-were computed; cached ones say so) and "latency_ms_batch1": the median time to extract the feature
-of one 256x256 image and classify it. "model_bytes" is the size of the pickled fitted classifier
-(scaler included). A row whose inputs are unchanged is skipped (--force redoes it).
+Output: one evaluation folder per row, <out>/<FEATURE>+<CLASSIFIER>/ (e.g. AECLBP+SVM), and
+<out>/<FEATURE>+<CLASSIFIER> (<protocol label>)/ for the other protocols, in the format of
+tools/evaluate.py (accuracy.json, predictions_<subset>.csv, confusions, provenance.json). In
+accuracy.json, "inputs" holds the protocol, the sources and their fingerprints, the feature
+parameters, the classifier's search grid and the hyper-parameters it chose; "timing" holds the
+device, "wall_s" (this row's fit, cross-validation included, plus predicting every test image,
+features given), "fit_s", "predict_s", the feature extraction time of every source (as measured
+when its features were computed; cached ones say so) and "latency_ms_batch1": the median time to
+extract the feature of the first original test image and classify it. "model_bytes" is the size of
+the pickled fitted classifier (scaler included). A row whose inputs are unchanged is skipped
+(--force redoes it).
 """
 import argparse
 from pathlib import Path
@@ -25,42 +33,45 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from sdc import baseline_rows, classical, features, neu, texture
+from sdc import baseline_rows, classical, features, neu, protocols, texture
 from sdc.errors import UserError, run_main
 
 DEFAULT_WORK_DIR = neu.WORK_DIR / "features"
 
 
-def row_name(feature, classifier):
-    return f"{feature}+{classifier}"
-
-
-def run_row(args, feature, classifier, sets, latency_image):
-    name = row_name(feature, classifier)
+def run_row(args, protocol, feature, classifier, sets, latency_image):
+    name = protocols.row_name(feature, classifier, protocol)
     out = args.out / name
-    inputs = {**baseline_rows.sources(sets), "feature": texture.describe(feature, texture.DEFAULT_PARAMS[feature]),
-              "classifier": {"name": classifier, "search": classical.grid_description(classifier), "seed": args.seed}}
+    params = protocol.feature_params(feature)
+    inputs = {"protocol": protocol.describe(), **baseline_rows.sources(sets),
+              "feature": texture.describe(feature, params),
+              "classifier": {"name": classifier, "search": classical.grid_description(classifier, protocol.standardise),
+                             "seed": args.seed}}
     if not args.force and baseline_rows.is_current(out, inputs):
         print(f"{out}: up to date ({name})")
         return
     latency = lambda fitted: baseline_rows.median_ms(  # noqa: E731
-        lambda: fitted.predict(texture.extract(feature, latency_image)[None]))
+        lambda: fitted.predict(texture.extract(feature, latency_image, params)[None]))
     baseline_rows.evaluate(out, name, classifier, sets, inputs, latency, "tools/classical_baselines.py",
-                           histogram=feature in texture.HISTOGRAM_FEATURES, seed=args.seed, workers=args.workers)
+                           histogram=feature in texture.HISTOGRAM_FEATURES, seed=args.seed, workers=args.workers,
+                           standardise=protocol.standardise)
 
 
-def run_feature(args, feature, paths, latency_image):
-    """The rows of one feature: its features of every LMDB (cached or extracted), then each classifier."""
-    with tqdm(desc=f"{feature} features", unit="image") as bar:
-        sets = features.lmdb_features(paths, feature, texture.DEFAULT_PARAMS[feature], args.work_dir, args.workers,
-                                      bar)
-    for label, feature_set in sets.items():
-        record = feature_set.record
-        state = ("cached" if record["cached"]
-                 else f"{record['extraction_s']:.1f} s, {record['extraction_cpu_s']:.1f} CPU s")
-        print(f"{feature:6s} {label:9s} {len(feature_set.keys):5d} images ({state})")
-    for classifier in args.classifiers:
-        run_row(args, feature, classifier, sets, latency_image)
+def run_protocol(args, protocol, sources):
+    """The rows of one protocol: each feature's features of every source (cached or extracted), then
+    each classifier."""
+    latency_image = next(iter(sources["original"].read()))[2]
+    for feature in (f for f in args.features if f in protocol.features):
+        with tqdm(desc=f"{feature} features ({protocol.name})", unit="image") as bar:
+            sets = features.source_features(sources, feature, protocol.feature_params(feature), args.work_dir,
+                                            args.workers, bar)
+        for label, feature_set in sets.items():
+            record = feature_set.record
+            state = ("cached" if record["cached"]
+                     else f"{record['extraction_s']:.1f} s, {record['extraction_cpu_s']:.1f} CPU s")
+            print(f"{feature:6s} {label:9s} {len(feature_set.keys):5d} images ({state})")
+        for classifier in args.classifiers:
+            run_row(args, protocol, feature, classifier, sets, latency_image)
 
 
 def main():
@@ -70,6 +81,12 @@ def main():
     parser.add_argument("--train-lmdb", type=Path, default=neu.LMDB_DIR / "train_lmdb", help="default: %(default)s")
     parser.add_argument("--lmdb-dir", type=Path, default=neu.LMDB_DIR,
                         help="folder of the test_<subset>_lmdb (default: %(default)s)")
+    parser.add_argument("--protocols", nargs="+", choices=tuple(protocols.PROTOCOLS), default=[protocols.DEFAULT],
+                        help="default: %(default)s")
+    parser.add_argument("--neu-dir", help=f"NEU-CLS root, for protocols with native training images "
+                        f"(default: ${neu.ENV_VAR}, else datasets/NEU-CLS)")
+    parser.add_argument("--enhanced-200", type=Path,
+                        help="the enhanced set made at 200x200 (tools/make_enhanced.py --size 200), for native-200")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="feature cache (default: %(default)s)")
     parser.add_argument("--features", nargs="+", choices=texture.FEATURES, default=list(texture.FEATURES))
     parser.add_argument("--classifiers", nargs="+", choices=classical.CLASSIFIERS, default=list(classical.CLASSIFIERS))
@@ -81,10 +98,13 @@ def main():
     if args.workers < 1:
         raise UserError(f"--workers {args.workers}: give a positive number, e.g. 2")
     paths = baseline_rows.lmdb_paths(args.train_lmdb, args.lmdb_dir)
-    latency_image = baseline_rows.latency_record(paths)[1][0]
+    # every protocol's inputs are checked before any work
+    plans = [(protocols.PROTOCOLS[name], protocols.image_sources(protocols.PROTOCOLS[name], paths, args.neu_dir,
+                                                                 args.enhanced_200))
+             for name in dict.fromkeys(args.protocols)]
     with threadpool_limits(1):  # parallel processes instead; BLAS threads only spin on a busy machine
-        for feature in args.features:
-            run_feature(args, feature, paths, latency_image)
+        for protocol, sources in plans:
+            run_protocol(args, protocol, sources)
     return 0
 
 

@@ -51,14 +51,14 @@ def is_current(out, inputs):
 
 
 def evaluate(out, name, classifier, sets, inputs, latency, command, histogram=False, seed=0, workers=1,
-             extra_bytes=0):
+             extra_bytes=0, standardise=True):
     """Fit ``classifier`` on sets[TRAIN], classify each test subset, write ``out``; returns the accuracies.
 
     ``latency(fitted)``: ms to classify one image from its pixels; ``extra_bytes``: model bytes besides
-    the pickled classifier (DeCAF's CaffeNet)."""
+    the pickled classifier (DeCAF's CaffeNet); ``standardise``: see classical.fit."""
     train = sets[TRAIN]
     start = time.perf_counter()
-    fitted = classical.fit(classifier, train.features, train.labels, histogram, seed, workers)
+    fitted = classical.fit(classifier, train.features, train.labels, histogram, seed, workers, standardise)
     fit_s = time.perf_counter() - start
     results = {s: evaluation.Predictions(sets[s].keys, sets[s].labels, fitted.probabilities(sets[s].features))
                for s in degrade.TEST_SUBSETS}

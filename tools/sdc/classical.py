@@ -2,11 +2,14 @@
 
 SVM  RBF-kernel SVC on standardised features; C and gamma by stratified k-fold cross-validation on
      the training features only (gamma as a multiple of 1 / n_features, sklearn's "scale" for
-     standardised data). Ties between classes are broken by the decision values, so the predicted
+     standardised data; of 1 / (n_features * variance of the training features) when they are not
+     standardised). Ties between classes are broken by the decision values, so the predicted
      class is the argmax of the one-vs-rest decision function; its softmax stands in for the
      probabilities in the prediction files (uncalibrated scores).
 NNC  1-nearest neighbour: chi-square distance sum (x - y)^2 / (x + y) for histogram features, Euclidean
      distance on standardised features otherwise. No hyper-parameter. One-hot probabilities.
+fit(..., standardise=False) drops the scaling (a protocol of sdc.protocols): the classifiers then see
+the features as extracted.
 MLR  the paper's "multiple linear regression" is read as multinomial logistic regression (a linear
      model with a softmax over the six classes; a least-squares regression onto class indicators
      would be the literal alternative): standardised features, L2 penalty, lbfgs, C by the same
@@ -31,10 +34,11 @@ MLR_MAX_ITER = 1000
 NN_CHUNK = 500  # test rows per chi-square distance block
 
 
-def grid_description(name):
+def grid_description(name, standardise=True):
     """The hyper-parameter search of ``name``, as recorded with its results."""
     if name == "SVM":
-        return {"C": list(SVM_C), "gamma": [f"{g} / n_features" for g in SVM_GAMMA_SCALE], "cv_folds": CV_FOLDS,
+        unit = "n_features" if standardise else "(n_features * training feature variance)"
+        return {"C": list(SVM_C), "gamma": [f"{g} / {unit}" for g in SVM_GAMMA_SCALE], "cv_folds": CV_FOLDS,
                 "scoring": "accuracy"}
     if name == "MLR":
         return {"C": list(MLR_C), "cv_folds": CV_FOLDS, "scoring": "accuracy", "max_iter": MLR_MAX_ITER}
@@ -104,9 +108,9 @@ def cross_validated(pipeline, grid, features, labels, seed, workers):
     return search.best_estimator_, chosen
 
 
-def fit(name, features, labels, histogram, seed=0, workers=1):
+def fit(name, features, labels, histogram, seed=0, workers=1, standardise=True):
     """Fit classifier ``name`` on the training features; ``histogram``: the features are
-    normalised histograms (chi-square 1-NN)."""
+    normalised histograms (chi-square 1-NN); ``standardise``: scale them first (SVM, MLR, Euclidean NNC)."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
@@ -114,13 +118,15 @@ def fit(name, features, labels, histogram, seed=0, workers=1):
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
     features = np.asarray(features, np.float64)
+    scaling = [StandardScaler()] if standardise else []
     if name == "SVM":
-        pipeline = make_pipeline(StandardScaler(), SVC(kernel="rbf", break_ties=True, random_state=seed))
-        gammas = [g / features.shape[1] for g in SVM_GAMMA_SCALE]
+        pipeline = make_pipeline(*scaling, SVC(kernel="rbf", break_ties=True, random_state=seed))
+        unit = features.shape[1] * (1.0 if standardise else features.var())
+        gammas = [g / unit for g in SVM_GAMMA_SCALE]
         model, chosen = cross_validated(pipeline, {"svc__C": SVM_C, "svc__gamma": gammas},
                                         features, labels, seed, workers)
     elif name == "MLR":
-        pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=MLR_MAX_ITER))
+        pipeline = make_pipeline(*scaling, LogisticRegression(max_iter=MLR_MAX_ITER))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # weakly regularised folds; recorded below
             model, chosen = cross_validated(pipeline, {"logisticregression__C": MLR_C}, features, labels, seed,
@@ -128,9 +134,10 @@ def fit(name, features, labels, histogram, seed=0, workers=1):
         chosen["converged"] = bool(model[-1].n_iter_.max() < MLR_MAX_ITER)
     elif name == "NNC":
         model = (ChiSquareNearestNeighbour() if histogram
-                 else make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=1)))
+                 else make_pipeline(*scaling, KNeighborsClassifier(n_neighbors=1)))
         model.fit(features, labels)
-        chosen = {"distance": "chi-square" if histogram else "euclidean on standardised features"}
+        chosen = {"distance": "chi-square" if histogram
+                  else f"euclidean on {'standardised' if standardise else 'unscaled'} features"}
     else:
         raise ValueError(f"unknown classifier {name}")
     return Fitted(name, model, chosen)

@@ -39,7 +39,16 @@ def test_tool_gathers_every_steps_seeds_but_its_own(tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == f"provenance: {results}/provenance.json (335 s in 3 stages)"
     record = json.loads((results / "provenance.json").read_text())
-    assert record["seeds"] == {str(results / "logs" / "SDC-SN"): {"solver_random_seed": 42},
-                               str(data / "enhanced"): {"enhanced": 2019}}
+    assert record["seeds"] == {"results/logs/SDC-SN": {"solver_random_seed": 42},
+                               "data/enhanced": {"enhanced": 2019}}
+    assert str(tmp_path) not in json.dumps(record)
     assert record["wall_times_s"]["total"] == 335 and record["command"] == "tools/run_all.sh --profile smoke"
     assert record["git_commit"] and record["device"].startswith("CPU")
+
+
+def test_folders_of_the_same_name_are_refused(tmp_path):
+    for root in ("a", "b"):
+        (tmp_path / root / "data" / "enhanced").mkdir(parents=True)
+        (tmp_path / root / "data" / "enhanced" / "provenance.json").write_text(json.dumps({"seeds": {"x": 1}}))
+    with pytest.raises(UserError, match="two --from folders hold data/enhanced"):
+        run_provenance.gathered_seeds([tmp_path / "a" / "data", tmp_path / "b" / "data"], tmp_path / "own.json")

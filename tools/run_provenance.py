@@ -7,7 +7,8 @@
 --stages is run_all.sh's record of its stages, one `<seconds since start>\\t<stage>` line each, the last
 being "done in N s"; each stage's wall time is the time to the next line. The seeds are gathered from
 the provenance.json files the steps wrote under the --from folders (training runs, evaluations, the
-enhanced set, the LMDBs), keyed by the folder each came from.
+enhanced set, the LMDBs), keyed by the folder each came from, relative to the parent of its --from
+folder (e.g. smoke/logs/SDC-SN, work/enhanced): the record names no machine path.
 """
 import argparse
 import json
@@ -32,15 +33,20 @@ def stage_times(path):
 
 
 def gathered_seeds(folders, own):
-    """{provenance folder: its non-empty seeds} of every provenance.json under ``folders`` but ``own``."""
+    """{folder: its non-empty seeds} of every provenance.json under ``folders`` but ``own``, each folder
+    named relative to the parent of the one of ``folders`` it lies in."""
     seeds = {}
     for folder in folders:
-        for path in sorted(Path(folder).rglob(provenance.FILE_NAME)):
-            if path.resolve() == own.resolve():
+        base = Path(folder).resolve().parent
+        for path in sorted(Path(folder).resolve().rglob(provenance.FILE_NAME)):
+            if path == own.resolve():
                 continue
             record = json.loads(path.read_text())
             if record.get("seeds"):
-                seeds[provenance.shown(path.parent)] = record["seeds"]
+                key = path.parent.relative_to(base).as_posix()
+                if key in seeds:
+                    raise UserError(f"two --from folders hold {key}: give folders with different names")
+                seeds[key] = record["seeds"]
     return seeds
 
 

@@ -105,8 +105,45 @@ def test_imagenet_weights_prefer_the_original(tmp_path):
         weights.imagenet_weights(tmp_path)
     (tmp_path / weights.DECODED_IMAGENET).write_bytes(b"decoded")
     assert weights.imagenet_weights(tmp_path) == tmp_path / weights.DECODED_IMAGENET
-    (tmp_path / "squeezenet_v1.0.caffemodel").write_bytes(b"a corrupt original is not preferred")
-    assert weights.imagenet_weights(tmp_path) == tmp_path / weights.DECODED_IMAGENET
+
+
+def test_a_corrupt_original_is_an_error_not_a_reason_to_use_the_stand_in(tmp_path):
+    (tmp_path / weights.DECODED_IMAGENET).write_bytes(b"decoded")
+    corrupt = tmp_path / "squeezenet_v1.0.caffemodel"
+    corrupt.write_bytes(b"truncated")
+    expected = (f"{corrupt} has sha1 {weights.sha1_of(corrupt)}, but squeezenet_v1.0.caffemodel must have sha1 "
+                f"{SHA1['squeezenet_v1.0']}: replace it with the original file or delete it")
+    with pytest.raises(UserError) as error:
+        weights.imagenet_weights(tmp_path)
+    assert str(error.value) == expected
+    model = weights.read_manifest()["squeezenet_v1.0"]
+    with pytest.raises(UserError) as error:  # the same file where fetch keeps its verified copies
+        weights.fetch(model, tmp_path, offline=True)
+    assert str(error.value) == expected and not isinstance(error.value, weights.NotFound)
+
+
+def test_only_a_file_found_nowhere_is_not_found(tmp_path, monkeypatch):
+    monkeypatch.delenv(weights.ENV_DIR, raising=False)
+    with pytest.raises(weights.NotFound):
+        weights.fetch(weights.read_manifest()["squeezenet_v1.0"], tmp_path, offline=True)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "squeezenet_v1.0.caffemodel").write_bytes(b"wrong")
+    with pytest.raises(UserError, match="sha1 must be 579d0beb") as error:
+        weights.fetch(weights.read_manifest()["squeezenet_v1.0"], tmp_path, from_dir=tmp_path / "src", offline=True)
+    assert not isinstance(error.value, weights.NotFound)
+
+
+def test_missing_ok_passes_absent_files_but_not_corrupt_ones(pretrained_src, tmp_path):
+    env = {"PATH": "/usr/bin:/bin", weights.ENV_DIR: str(pretrained_src)}
+    absent = run_tool("--dest", tmp_path, "--offline", "--missing-ok", "squeezenet_v1.0", "SDC-SN", env=env)
+    assert absent.returncode == 0, absent.stderr
+    assert absent.stdout.startswith("missing squeezenet_v1.0: squeezenet_v1.0.caffemodel: not under ")
+    assert f"ok SDC-SN: {tmp_path / 'SDC-SN.caffemodel'}" in absent.stdout
+    (tmp_path / "squeezenet_v1.0.caffemodel").write_bytes(b"corrupt")
+    corrupt = run_tool("--dest", tmp_path, "--offline", "--missing-ok", "squeezenet_v1.0", env=env)
+    assert corrupt.returncode == 2 and corrupt.stderr.count("\n") == 1
+    assert f"{tmp_path / 'squeezenet_v1.0.caffemodel'} has sha1 " in corrupt.stderr
+    assert f"must have sha1 {SHA1['squeezenet_v1.0']}" in corrupt.stderr
 
 
 def test_cli_fetches_from_the_env_dir_and_fails_in_one_line(pretrained_src, tmp_path):

@@ -14,6 +14,17 @@ from sdc.errors import run_main
 DEPLOY = Path(__file__).resolve().parents[1] / "prototxt" / "squeezenet_v1.0_deploy.prototxt"
 
 
+def decode_stand_in(dest=weights.WEIGHTS_DIR, from_dir=None, offline=False):
+    """Fetch the verified .net into ``dest``, decode it there; returns the caffemodel's path."""
+    dest = Path(dest)
+    source = weights.fetch(weights.read_manifest()["compressed_SqueezeNet"], dest, from_dir, offline)
+    decoded = deep_compression.decode(source.read_bytes(), source=str(source))
+    out = deep_compression.write_caffemodel(decoded, DEPLOY, dest / weights.DECODED_IMAGENET)
+    print(f"decoded {source}: {decoded.bytes_consumed:,} bytes, {decoded.n_params:,} parameters, "
+          f"{decoded.stored_nonzero:,} non-zero stored weights -> {out} (sha1 {weights.sha1_of(out)})")
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--from", dest="from_dir", metavar="DIR",
@@ -23,11 +34,7 @@ def main():
                         help="where the verified .net is kept and the caffemodel "
                              f"{weights.DECODED_IMAGENET} is written (default: pretrained/weights)")
     args = parser.parse_args()
-    source = weights.fetch(weights.read_manifest()["compressed_SqueezeNet"], args.dest, args.from_dir, args.offline)
-    decoded = deep_compression.decode(source.read_bytes(), source=str(source))
-    out = deep_compression.write_caffemodel(decoded, DEPLOY, args.dest / weights.DECODED_IMAGENET)
-    print(f"decoded {source}: {decoded.bytes_consumed:,} bytes, {decoded.n_params:,} parameters, "
-          f"{decoded.stored_nonzero:,} non-zero stored weights -> {out} (sha1 {weights.sha1_of(out)})")
+    decode_stand_in(args.dest, args.from_dir, args.offline)
     return 0
 
 

@@ -83,15 +83,18 @@ stage "verify NEU-CLS against datasets/NEU-CLS.sha256"
 py tools/verify_neu.py
 
 stage "weights: ImageNet SqueezeNet v1.0 init and the authors' released models"
-if ! py tools/fetch_pretrained.py squeezenet_v1.0; then
-  echo "original squeezenet_v1.0.caffemodel unavailable: decoding the Deep-Compression stand-in"
+# A weight file found nowhere is left out; one with a wrong sha1 stops the run (fetch_pretrained.py).
+py tools/fetch_pretrained.py --missing-ok squeezenet_v1.0 SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF
+if [ ! -f pretrained/weights/squeezenet_v1.0.caffemodel ]; then
+  echo "run_all: the original squeezenet_v1.0.caffemodel is absent: fine-tuning starts from the Deep-Compression" \
+    "stand-in decoded from compressed_SqueezeNet.net instead (docs/networks.md); each run's provenance.json names it"
   py tools/decode_deep_compression.py
 fi
 imagenet=$(py -c "from sdc import weights; print(weights.imagenet_weights())")
 echo "ImageNet init: $imagenet"
 released=()
 for model in SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF; do
-  if py tools/fetch_pretrained.py "$model"; then released+=("$model")
+  if [ -f "pretrained/weights/$model.caffemodel" ]; then released+=("$model")
   else echo "released $model unavailable: its rows will say so"; fi
 done
 

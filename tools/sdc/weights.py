@@ -25,6 +25,10 @@ ENV_DIR = "SDC_PRETRAINED_DIR"
 FIELDS = ("name", "caffemodel", "caffemodel_url", "sha1", "license", "source")
 
 
+class NotFound(UserError):
+    """No file of the model's name anywhere (nor downloadable): unlike a wrong sha1, a stand-in may be used."""
+
+
 @dataclass(frozen=True)
 class Model:
     name: str
@@ -104,10 +108,18 @@ def download(model, dest):
     return dest
 
 
+def wrong_sha1(model, path, actual):
+    return UserError(f"{path} has sha1 {actual}, but {model.caffemodel} must have sha1 {model.sha1}: "
+                     "replace it with the original file or delete it")
+
+
 def fetch(model, dest_dir=WEIGHTS_DIR, from_dir=None, offline=False):
-    """The verified copy of ``model`` in dest_dir: kept if already there, else copied or downloaded."""
+    """The verified copy of ``model`` in dest_dir: kept if already there, else copied or downloaded.
+
+    A file of the model's name whose sha1 differs is an error; NotFound when there is none at all."""
     dest = Path(dest_dir) / model.caffemodel
-    if dest.exists() and sha1_of(dest) == model.sha1:
+    dest_sha1 = sha1_of(dest) if dest.exists() else None
+    if dest_sha1 == model.sha1:
         return dest
     dirs = search_dirs(from_dir)
     local = find_local(model, dirs)
@@ -121,16 +133,22 @@ def fetch(model, dest_dir=WEIGHTS_DIR, from_dir=None, offline=False):
             return download(model, dest)
         except (urllib.error.URLError, OSError) as e:
             why = f"downloading failed ({getattr(e, 'reason', e)})"
+    if dest_sha1 is not None:
+        raise wrong_sha1(model, dest, dest_sha1)
     where = f"not under {', '.join(map(str, dirs))}" if dirs else f"no --from DIR or {ENV_DIR} given"
-    raise UserError(f"{model.caffemodel}: {where}, and {why}: download {model.caffemodel_url} yourself "
+    raise NotFound(f"{model.caffemodel}: {where}, and {why}: download {model.caffemodel_url} yourself "
                     f"and pass its folder with --from DIR or set {ENV_DIR}=DIR")
 
 
 def imagenet_weights(weights_dir=WEIGHTS_DIR, manifest=MANIFEST):
-    """The ImageNet init for fine-tuning: the original SqueezeNet v1.0 if verified present, else the decoded one."""
+    """The ImageNet init for fine-tuning: the original SqueezeNet v1.0 if present (a wrong sha1 is an
+    error, never a reason to fall back), else the decoded Deep-Compression stand-in."""
     original = read_manifest(manifest)["squeezenet_v1.0"]
     path = Path(weights_dir) / original.caffemodel
-    if path.exists() and sha1_of(path) == original.sha1:
+    if path.exists():
+        actual = sha1_of(path)
+        if actual != original.sha1:
+            raise wrong_sha1(original, path, actual)
         return path
     decoded = Path(weights_dir) / DECODED_IMAGENET
     if decoded.exists():

@@ -166,9 +166,11 @@ def test_markdown_is_compact_with_footnotes_and_verdicts(tmp_path):
     assert text.count("² not run: no eval/SDC-SN-ELF-MRF/accuracy.json") == 2  # Tables 2 and 4
     # Table 2's verdict: four paper values, two of them in SDC-SN-ELF-MRF's row, which did not run; of the
     # other two, SDC-SN's is within ±2 points, SDC-SN-ELF's is not; both lie in our intervals.
-    assert ("**Verdict, rows of the paper's table:** 1 of 2 cells within ±2 points of the paper; 2 of 2 paper "
+    assert ("**Verdict, our rows of the paper's table:** 1 of 2 cells within ±2 points of the paper; 2 of 2 paper "
             "values inside our 95 % interval. More than 2 points off: SDC-SN-ELF: Noise 20 dB +3.3. "
             "Not run: 2 cells (footnotes).") in text
+    # The same counts at a glance, at the top.
+    assert text.index("| Table 2 | our rows of the paper's table | 1 of 2 | 2 of 2 | 2 |") < text.index("## Table 2")
     # Table 3: the paper's rows first, then ours that are not in it, the labelled protocol row marked ‡.
     table3 = text.split("## Table 3")[1].split("## Table 4")[0]
     order = [line.split(" |")[0][2:] for line in table3.splitlines() if line.startswith("| ") and "/" in line]

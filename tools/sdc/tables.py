@@ -546,35 +546,86 @@ def cell_names(cells_by_row, with_delta):
     return "; ".join(parts)
 
 
+KINDS = (("paper", "our rows of the paper's table"), ("released", "the authors' released models †"),
+         ("extra", "our other rows ‡"))
+
+
+@dataclass
+class Tally:
+    """Accuracy cells of one kind of row that have a paper value, against that value."""
+    compared: int = 0           # cells with a paper value
+    ran: int = 0                # ... and a value of ours
+    within: int = 0             # ... within ±2 points
+    with_interval: int = 0
+    inside: int = 0             # paper value inside our 95 % interval
+    off: dict = field(default_factory=dict)       # {row label: [cells more than 2 points off]}
+    outside: dict = field(default_factory=dict)   # {row label: [cells whose paper value is outside]}
+
+    def add(self, row, cell):
+        self.compared += 1
+        if cell.ours is None:
+            return
+        self.ran += 1
+        self.within += cell.within_tolerance
+        if not cell.within_tolerance:
+            self.off.setdefault(row_label(row.name), []).append(cell)
+        if cell.paper_inside is not None:
+            self.with_interval += 1
+            self.inside += cell.paper_inside
+            if not cell.paper_inside:
+                self.outside.setdefault(row_label(row.name), []).append(cell)
+
+    def counts(self):
+        return (f"{self.within} of {self.ran} cells within ±2 points of the paper; {self.inside} of "
+                f"{self.with_interval} paper values inside our 95 % interval")
+
+
+def tallies(table):
+    """{kind: Tally} of the kinds of row in ``table`` that have cells to compare with the paper."""
+    found = {}
+    for row in table.rows:
+        for cell in row.cells:
+            if cell.unit == "%" and cell.paper is not None:
+                found.setdefault(row.kind, Tally()).add(row, cell)
+    return found
+
+
 def verdict(table):
     """One line per kind of row compared with the paper: cells within ±2 points, paper values inside our
-    95 % interval, and which are not."""
-    lines = []
-    groups = (("paper", "rows of the paper's table"), ("released", "released models †"), ("extra", "other rows ‡"))
-    for kind, what in groups:
-        compared = [(row, c) for row in table.rows if row.kind == kind for c in row.cells
-                    if c.unit == "%" and c.paper is not None]
-        if not compared:
+    95 % interval, and which are not (a confusion table lists its differing cells on a line of its own)."""
+    lines, found = [], tallies(table)
+    for kind, what in KINDS:
+        if kind not in found:
             continue
-        ran = [(row, c) for row, c in compared if c.ours is not None]
-        off, outside = {}, {}
-        for row, c in ran:
-            if not c.within_tolerance:
-                off.setdefault(row_label(row.name), []).append(c)
-            if c.paper_inside is False:
-                outside.setdefault(row_label(row.name), []).append(c)
-        with_interval = sum(c.paper_inside is not None for _, c in ran)
-        inside = sum(c.paper_inside is True for _, c in ran)
-        line = (f"**Verdict, {what}:** {len(ran) - sum(map(len, off.values()))} of {len(ran)} cells within ±2 points "
-                f"of the paper; {inside} of {with_interval} paper values inside our 95 % interval.")
-        if off:
-            line += f" More than 2 points off: {cell_names(off, True)}."
-        if outside:
-            line += f" Paper value outside our interval: {cell_names(outside, False)}."
-        if len(ran) < len(compared):
-            line += f" Not run: {len(compared) - len(ran)} cells (footnotes)."
+        tally = found[kind]
+        line = f"**Verdict, {what}:** {tally.counts()}."
+        if tally.off and table.layout != "confusion":
+            line += f" More than 2 points off: {cell_names(tally.off, True)}."
+        if tally.outside:
+            line += f" Paper value outside our interval: {cell_names(tally.outside, False)}."
+        if tally.ran < tally.compared:
+            line += f" Not run: {tally.compared - tally.ran} cells (footnotes)."
         lines.append(line)
     return lines
+
+
+def glance(tables):
+    """The table at the top of tables.md: each table's verdict in two numbers, Table 5's six subsets
+    summed per model."""
+    groups = {}
+    for table in tables:
+        name = table.title.partition(":")[0].partition(" (")[0]
+        for kind, tally in tallies(table).items():
+            what = dict(KINDS)[kind]
+            total = groups.setdefault((name, what), Tally())
+            for key in ("compared", "ran", "within", "with_interval", "inside"):
+                setattr(total, key, getattr(total, key) + getattr(tally, key))
+    lines = [[name, what, f"{t.within} of {t.ran}", f"{t.inside} of {t.with_interval}", str(t.compared - t.ran)]
+             for (name, what), t in groups.items()]
+    return ["", "## At a glance", ""] + md_table(
+        ["Table", "Rows", "Within ±2 points of the paper", "Paper value inside our 95 % interval", "Not run"],
+        lines) + ["", "Counted over the cells where the paper prints an accuracy (Table 5: shares of each "
+                      "class, six subsets); the verdict under each table names the cells that differ."]
 
 
 def interval_methods(table):
@@ -649,7 +700,7 @@ def interval_section(table):
 
 
 def markdown(tables, header_lines):
-    out = list(header_lines)
+    out = list(header_lines) + glance(tables)
     for table in tables:
         out += markdown_table(table)
     return "\n".join(out) + "\n"

@@ -137,3 +137,69 @@ def test_resize_equals_skimage_bilinear_with_edge_mode(neu_dir):
     reference = resize(image.astype(float), (256, 256), order=1, mode="edge", anti_aliasing=False,
                        preserve_range=True)
     np.testing.assert_array_equal(neu.resize_bilinear(image, 256), np.floor(reference + 0.5))
+
+
+def bad_images(folder):
+    """{what: path} of three image files Pillow cannot read, named as NEU images: a PNG cut in half, a BMP cut
+    short, and a BMP whose header claims 30000x30000 pixels (beyond Pillow's decompression-bomb limit)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(1).integers(0, 256, (200, 200), dtype=np.uint8)
+    Image.fromarray(pixels).save(folder / "whole.png")
+    Image.fromarray(pixels).save(folder / "whole.bmp")
+    png, bmp = (folder / "whole.png").read_bytes(), (folder / "whole.bmp").read_bytes()
+    paths = {"truncated png": folder / "Cr_1.png", "truncated bmp": folder / "In_2.bmp", "bomb": folder / "Pa_3.bmp"}
+    paths["truncated png"].write_bytes(png[:len(png) // 2])
+    paths["truncated bmp"].write_bytes(bmp[:len(bmp) // 2])
+    header = bytearray(bmp)
+    header[18:26] = (30000).to_bytes(4, "little") * 2  # BITMAPINFOHEADER width, height
+    paths["bomb"].write_bytes(bytes(header))
+    for name in ("whole.png", "whole.bmp"):
+        (folder / name).unlink()
+    return paths
+
+
+def test_unreadable_images_are_one_line_errors_naming_the_file(tmp_path):
+    for what, path in bad_images(tmp_path).items():
+        with pytest.raises(UserError) as error:
+            neu.load(path)
+        message = str(error.value)
+        assert message.startswith(f"{path} is not a readable image (") and "\n" not in message, what
+        assert message.endswith("): replace it or leave it out"), what
+    assert "exceeds limit" in str(pytest.raises(UserError, neu.load, tmp_path / "Pa_3.bmp").value)
+
+
+def test_a_decompression_bomb_inside_neu_dir_is_a_problem_line(tiny_neu):
+    root, manifest = tiny_neu
+    bomb = bad_images(root.parent / "bad")["bomb"]
+    shutil.copyfile(bomb, root / "patches" / "Pa_3.bmp")
+    run = subprocess.run([sys.executable, "tools/verify_neu.py", "--neu-dir", str(root), "--manifest",
+                          str(manifest)], cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stdout.startswith("unreadable image: patches/Pa_3.bmp (Image size (900000000 pixels) exceeds limit")
+
+
+@pytest.mark.parametrize("what", ["truncated png", "truncated bmp", "bomb"])
+def test_build_lmdb_external_stops_at_an_unreadable_image(what, tmp_path):
+    bad = bad_images(tmp_path / "bad")[what]
+    path = tmp_path / "external" / bad.name
+    path.parent.mkdir()
+    shutil.copyfile(bad, path)
+    run = subprocess.run([sys.executable, "tools/build_lmdb.py", "--out", str(tmp_path / "lmdb"), "--only", "blur_2",
+                          "--external", f"blur_2={path.parent}", "--jobs", "1"],
+                         cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.splitlines()[-1].startswith(f"error: {path} is not a readable image (")
+    assert not (tmp_path / "lmdb" / "test_blur_2_lmdb").exists()
+
+
+def test_evaluate_list_stops_at_an_unreadable_image(released_dir, tmp_path):
+    path = bad_images(tmp_path / "images")["truncated png"]
+    listing = path.parent / "original.txt"  # list paths are relative to the list file
+    listing.write_text(f"{path.name} 0\n")
+    run = subprocess.run([sys.executable, "tools/evaluate.py", "--model", str(released_dir / "SDC-SN.caffemodel"),
+                          "--deploy", "prototxt/SDC-SN_deploy.prototxt", "--name", "SDC-SN", "--out",
+                          str(tmp_path / "eval"), "--subsets", "original", "--list", f"original={listing}",
+                          "--workers", "1", "--latency-repeats", "0"], cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.splitlines()[-1].startswith(f"error: {path} is not a readable image (")
+    assert not (tmp_path / "eval").exists()

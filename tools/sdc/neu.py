@@ -4,9 +4,11 @@ Files are identified by name (``Cr_12.bmp``): the class prefix is the same in th
 (``crazing/Cr_12.bmp``) and in the Kaggle re-packaging (``train/Crazing/Cr_12.bmp``, ...), so any
 folder layout is accepted and checked against the committed sha256 manifest keyed on file name.
 """
+import contextlib
 import hashlib
 import os
 import re
+import warnings
 from collections import namedtuple
 from pathlib import Path
 
@@ -102,11 +104,28 @@ def sha256_file(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+class ImageError(Exception):
+    """An image file Pillow cannot read."""
+
+
+@contextlib.contextmanager
+def _opened(path):
+    """Image.open(path), every way it can fail (a cut-off or damaged file, a header claiming more pixels
+    than Pillow's decompression-bomb limit) raised as one ImageError."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                yield im
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{e}".strip() or type(e).__name__) from None
+
+
 def _image_problem(path, rel):
     try:
-        with Image.open(path) as im:
+        with _opened(path) as im:
             size, mode = im.size, im.mode
-    except (OSError, ValueError) as e:
+    except ImageError as e:
         return f"unreadable image: {rel} ({e})"
     if size != (IMAGE_SIDE, IMAGE_SIDE):
         return f"wrong size: {rel} is {size[0]}x{size[1]}, expected {IMAGE_SIDE}x{IMAGE_SIDE}"
@@ -160,10 +179,13 @@ def verified_files(root, manifest=MANIFEST):
 
 def load(path):
     """An 8-bit grey image as a 2-D uint8 array (grey stored as palette or RGB is converted)."""
-    with Image.open(path) as im:
-        if im.mode not in ("L", "P", "RGB"):
-            raise UserError(f"{path} is not an 8-bit grey image (Pillow mode {im.mode})")
-        return np.asarray(im.convert("L"))
+    try:
+        with _opened(path) as im:
+            if im.mode not in ("L", "P", "RGB"):
+                raise UserError(f"{path} is not an 8-bit grey image (Pillow mode {im.mode})")
+            return np.asarray(im.convert("L"))
+    except ImageError as e:
+        raise UserError(f"{path} is not a readable image ({e}): replace it or leave it out") from None
 
 
 def _bilinear_taps(n_out, n_in):

@@ -3,11 +3,14 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from sdc import lock
 from sdc.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
 
 HOLDER = """
 import sys, time
@@ -71,3 +74,21 @@ def test_flock_tool_and_python_exclude_each_other(tmp_path):
         shell.wait()
     with lock.held(folder):
         assert subprocess.run(["flock", "-n", str(path), "true"]).returncode == 1
+
+
+def test_build_lmdb_and_evaluate_stop_while_their_folder_is_held(holder, tmp_path):
+    """The LMDB folder and an evaluation folder: the tool stops before reading any input."""
+    folder, process = holder
+    commands = {
+        "LMDB folder": ["tools/build_lmdb.py", "--out", str(folder), "--only", "blur_2",
+                        "--external", f"blur_2={tmp_path}"],
+        "evaluation folder": ["tools/evaluate.py", "--model", __file__, "--deploy", __file__, "--name", "x",
+                              "--out", str(folder), "--list", f"original={tmp_path / 'list.txt'}", "--subsets", "original"],
+    }
+    (tmp_path / "Cr_1.png").write_bytes(b"")
+    (tmp_path / "list.txt").write_text("Cr_1.png 0\n")
+    for what, command in commands.items():
+        run = subprocess.run([sys.executable, *command], cwd=REPO, capture_output=True, text=True)
+        assert run.returncode == 2, run.stderr
+        assert run.stderr.startswith(f"error: {what} {folder} is in use by pid {process.pid} since "), run.stderr
+        assert run.stderr.count("\n") == 1

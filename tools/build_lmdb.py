@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sdc import degrade, lmdb_io, neu, provenance, split
+from sdc import degrade, lmdb_io, lock, neu, provenance, split
 from sdc.errors import UserError, run_main
 
 TARGETS = ("train",) + degrade.TEST_SUBSETS
@@ -134,22 +134,8 @@ def build(dest, entries, digest, pool):
                   neu.NETWORK_SIDE, digest, first=entries[0][0], last=entries[-1][0])
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--neu-dir", help=f"NEU-CLS root (default: ${neu.ENV_VAR}, else datasets/NEU-CLS)")
-    parser.add_argument("--splits", default=split.DEFAULT_DIR, help="folder of train.txt/test.txt (default: %(default)s)")
-    parser.add_argument("--enhanced", default=neu.ENHANCED_DIR, help="make_enhanced.py output (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=neu.LMDB_DIR, help="default: %(default)s")
-    parser.add_argument("--only", nargs="+", choices=TARGETS + (AUGMENTED,),
-                        help=f"build only these (default: the 8 of {', '.join(TARGETS)})")
-    parser.add_argument("--external", action="append", default=[], metavar="SUBSET=DIR",
-                        help="take test subset SUBSET from the images under DIR (repeatable)")
-    parser.add_argument("--per-class", type=int, help="smoke test: only the first N images per class "
-                        "(N x 5 draws for the enhanced subsets)")
-    parser.add_argument("--check", action="store_true", help="only verify the existing LMDBs against their lists")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="worker processes (default: %(default)s)")
-    args = parser.parse_args()
-    plan = collect(args)
+def build_all(args, plan):
+    """Build (or with --check verify) every LMDB of ``plan`` in args.out; one provenance record for the folder."""
     times = {}
     with multiprocessing.Pool(args.jobs) as pool:
         for target, entries in plan.items():
@@ -175,6 +161,26 @@ def main():
                          inputs={**earlier.get("inputs", {}), **{t: len(e) for t, e in plan.items()}},
                          per_class=args.per_class,
                          external=degrade.parse_subset_options(args.external, "--external", "DIR"))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--neu-dir", help=f"NEU-CLS root (default: ${neu.ENV_VAR}, else datasets/NEU-CLS)")
+    parser.add_argument("--splits", default=split.DEFAULT_DIR, help="folder of train.txt/test.txt (default: %(default)s)")
+    parser.add_argument("--enhanced", default=neu.ENHANCED_DIR, help="make_enhanced.py output (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=neu.LMDB_DIR, help="default: %(default)s")
+    parser.add_argument("--only", nargs="+", choices=TARGETS + (AUGMENTED,),
+                        help=f"build only these (default: the 8 of {', '.join(TARGETS)})")
+    parser.add_argument("--external", action="append", default=[], metavar="SUBSET=DIR",
+                        help="take test subset SUBSET from the images under DIR (repeatable)")
+    parser.add_argument("--per-class", type=int, help="smoke test: only the first N images per class "
+                        "(N x 5 draws for the enhanced subsets)")
+    parser.add_argument("--check", action="store_true", help="only verify the existing LMDBs against their lists")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="worker processes (default: %(default)s)")
+    args = parser.parse_args()
+    plan = collect(args)
+    with lock.held(args.out, "LMDB folder"):
+        build_all(args, plan)
     return 0
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sdc import degrade, evaluation, lmdb_io, neu, provenance, weights
+from sdc import degrade, evaluation, lmdb_io, lock, neu, provenance, weights
 from sdc.errors import UserError, run_main
 
 
@@ -44,6 +44,35 @@ def plan_inputs(args):
         info = lmdb_io.require_info(path, f"run tools/build_lmdb.py (or pass --lmdb-dir, or --list {subset}=LIST)")
         plan[subset] = (evaluation.LmdbSource(path), info.get("fingerprint"), info.get("count"))
     return plan
+
+
+def evaluate(args, plan, inputs):
+    """Evaluate unless args.out already holds the evaluation of ``inputs``; 0."""
+    previous = args.out / evaluation.ACCURACY_FILE
+    if not args.force and previous.is_file() and json.loads(previous.read_text()).get("inputs") == inputs:
+        print(f"{args.out}: up to date ({args.name})")
+        return 0
+
+    sources = {subset: source for subset, (source, _, _) in plan.items()}
+    start = time.perf_counter()
+    with tqdm(total=sum(n for _, _, n in plan.values()), desc=args.name, unit="image") as bar:
+        results = evaluation.predict_sources(args.deploy, args.model, sources, args.batch, args.workers, args.gpu, bar)
+    wall = time.perf_counter() - start
+    n_images = sum(len(p) for p in results.values())
+    timing = {"device": provenance.device_description(args.gpu), "batch": args.batch,
+              "workers": 1 if args.gpu is not None else args.workers, "images": n_images,
+              "wall_s": round(wall, 2), "ms_per_image": 1000 * wall / n_images}
+    if args.latency_repeats > 0:
+        first_image = next(iter(next(iter(sources.values())).read(0, 1)))[1]
+        timing["latency_ms_batch1"] = evaluation.latency_ms(args.deploy, args.model, first_image,
+                                                            args.latency_repeats, args.gpu)
+        timing["latency_repeats"] = args.latency_repeats
+    accuracy = evaluation.write_eval_dir(args.out, args.name, inputs, args.model.stat().st_size, results, timing,
+                                         args.gpu)
+    evaluation.print_accuracy(args.name, accuracy)
+    print(f"{n_images} images in {wall:.1f} s ({timing['ms_per_image']:.1f} ms/image, batch {args.batch}, "
+          f"{timing['workers']} worker(s), {timing['device']}); results in {args.out}")
+    return 0
 
 
 def main():
@@ -83,31 +112,8 @@ def main():
     if args.train_lmdb is not None:
         inputs.update(train_lmdb=str(args.train_lmdb), train_images=lmdb_io.require_info(
             args.train_lmdb, "pass the LMDB the model was trained on (tools/build_lmdb.py builds it)")["count"])
-    previous = args.out / evaluation.ACCURACY_FILE
-    if not args.force and previous.is_file() and json.loads(previous.read_text()).get("inputs") == inputs:
-        print(f"{args.out}: up to date ({args.name})")
-        return 0
-
-    sources = {subset: source for subset, (source, _, _) in plan.items()}
-    start = time.perf_counter()
-    with tqdm(total=sum(n for _, _, n in plan.values()), desc=args.name, unit="image") as bar:
-        results = evaluation.predict_sources(args.deploy, args.model, sources, args.batch, args.workers, args.gpu, bar)
-    wall = time.perf_counter() - start
-    n_images = sum(len(p) for p in results.values())
-    timing = {"device": provenance.device_description(args.gpu), "batch": args.batch,
-              "workers": 1 if args.gpu is not None else args.workers, "images": n_images,
-              "wall_s": round(wall, 2), "ms_per_image": 1000 * wall / n_images}
-    if args.latency_repeats > 0:
-        first_image = next(iter(next(iter(sources.values())).read(0, 1)))[1]
-        timing["latency_ms_batch1"] = evaluation.latency_ms(args.deploy, args.model, first_image,
-                                                            args.latency_repeats, args.gpu)
-        timing["latency_repeats"] = args.latency_repeats
-    accuracy = evaluation.write_eval_dir(args.out, args.name, inputs, args.model.stat().st_size, results, timing,
-                                         args.gpu)
-    evaluation.print_accuracy(args.name, accuracy)
-    print(f"{n_images} images in {wall:.1f} s ({timing['ms_per_image']:.1f} ms/image, batch {args.batch}, "
-          f"{timing['workers']} worker(s), {timing['device']}); results in {args.out}")
-    return 0
+    with lock.held(args.out, "evaluation folder"):
+        return evaluate(args, plan, inputs)
 
 
 if __name__ == "__main__":

@@ -188,7 +188,8 @@ def test_start_weights_and_schedule_are_named_per_trained_row(tmp_path):
     assert ("ImageNet start weights: SDC-SN: the decoded Deep-Compression stand-in (squeezenet_v1.0_dc.caffemodel, "
             "sha1 0c9a574c), not the original squeezenet_v1.0.caffemodel (sha1 579d0beb); SDC-SN-ELF: the original "
             "ImageNet SqueezeNet v1.0 (renamed.caffemodel, sha1 579d0beb).") in text
-    assert text.count("ImageNet start weights:") == 3  # Tables 2, 3 and 4 show a trained row
+    # Tables 2, 2 paired, 3 and 4 show a trained row (Table 5's SDC-SN-ELF-MRF has no training record here).
+    assert text.count("ImageNet start weights:") == 4
     assert f"¹ {SCHEDULE}" in text and "| SDC-SN-ELF |" in text  # its record has no schedule label
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["provenance"]["start_weights"] == {

@@ -272,6 +272,7 @@ class Table:
     rows: list = field(default_factory=list)
     header: list = field(default_factory=list)  # lines under the title
     notes: list = field(default_factory=list)   # lines at the end
+    models: tuple = ()          # the models a table's rows are not named after (paired, confusion tables)
 
 
 class Builder:
@@ -321,7 +322,7 @@ class Builder:
 
     def headed(self, table):
         """``table`` with the start-weights line of its trained rows and its closing notes."""
-        rows = [r.name for r in table.rows]
+        rows = table.models or [r.name for r in table.rows]
         weights = {}
         for row in rows:
             if row in self.start_weights:
@@ -329,6 +330,12 @@ class Builder:
         if weights:
             table.header.append("ImageNet start weights: " + "; ".join(
                 f"{', '.join(names)}: {phrase}" for phrase, names in weights.items()) + ".")
+        if table.models:  # rows named otherwise: the models' notes go under the title
+            notes = {}
+            for row in table.models:
+                for note in self.row_notes.get(row, ()):
+                    notes.setdefault(note, []).append(row)
+            table.header += [f"{', '.join(names)}: {note}." for note, names in notes.items()]
         if table.layout == "compare":
             table.notes.insert(0, LEGEND)
         if any(r.kind == "released" for r in table.rows):
@@ -404,7 +411,8 @@ class Builder:
         for model in TABLE5_MODELS:
             for subset in DEGRADED:
                 table = Table(f"5 {subset} {model}", f"Table 5 ({COLUMN_TITLES[subset]}): confusion matrix of "
-                              f"{row_label(model)}, ours beside the paper's", "True class", CLASS_NAMES, "confusion")
+                              f"{row_label(model)}, ours beside the paper's", "True class", CLASS_NAMES, "confusion",
+                              models=(model,))
                 found = self.evaluations.get(model)
                 for label, true in enumerate(CLASS_NAMES):
                     paper_counts = [self.paper.get(("5", f"{subset} {true}", pred)) for pred in CLASS_NAMES]
@@ -442,7 +450,7 @@ class Builder:
     def paired_table(self):
         columns = TABLE2_COLUMNS + (POOLED,)
         table = Table("2 paired", "Table 2, paired: consecutive variants compared on the same test images",
-                      "A vs B", columns, "paired")
+                      "A vs B", columns, "paired", models=VARIANTS)
         methods = {}
         for prefix in ("", RELEASED):
             for a, b in zip(VARIANTS, VARIANTS[1:]):

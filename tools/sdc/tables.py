@@ -637,16 +637,15 @@ def glance(tables):
 
 
 def interval_methods(table):
+    """One line per interval method of ``table``'s cells, naming its columns in a comparison table."""
     methods = {}
     for row in table.rows:
         for c in row.cells:
             if c.interval:
-                methods.setdefault(c.interval.method, set()).add(COLUMN_TITLES.get(c.column, c.column)
-                                                                 if table.layout == "compare" else "")
+                methods.setdefault(c.interval.method, {})[COLUMN_TITLES.get(c.column, c.column)] = None
     if table.layout != "compare":
         return [f"Intervals: {'; '.join(methods)}."] if methods else []
-    return [f"Intervals, {', '.join(sorted(cols, key=list(COLUMN_TITLES.values()).index))}: {method}."
-            for method, cols in methods.items()]
+    return [f"Intervals, {', '.join(columns)}: {method}." for method, columns in methods.items()]
 
 
 def md_table(titles, lines):
@@ -685,6 +684,8 @@ def markdown_table(table):
         out += ["", note]
     if table.layout == "compare":
         out += interval_section(table)
+    elif table.layout == "confusion":
+        out += [line for method in interval_methods(table) for line in ("", method)]
     if footnotes.texts:
         out += [""] + ["  \n".join(footnotes.lines())]
     return out
@@ -773,8 +774,7 @@ def latex_table(table):
            " & ".join(latex_escape(t) for t in titles) + r" \\", r"\midrule"]
     out += [" & ".join(latex_escape(x) for x in line) + r" \\" for line in lines]
     out += [r"\bottomrule", r"\end{tabular}"]
-    notes = table.header + verdict(table) + table.notes + (interval_methods(table) if table.layout == "compare"
-                                                          else []) + footnotes.lines()
+    notes = table.header + verdict(table) + table.notes + interval_methods(table) + footnotes.lines()
     notes = [n.replace(LEGEND, "Cell: ours [our 95 % interval] / the paper's / Δ = ours − paper, in % and "
                                "percentage points.") for n in notes]
     out += [f"\\par\\smallskip {latex_escape(note)}" for note in notes]

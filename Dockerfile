@@ -2,7 +2,10 @@
 # tools/run_all.sh as the entry point (default: the paper profile on GPU 0). See README.md, "Docker":
 #   docker build -t sdc-caffe .
 #   docker run --gpus all --name sdc-paper -v /path/to/NEU-CLS:/data/NEU-CLS:ro \
-#     -v /path/to/weights:/data/weights:ro -v "$PWD/results:/opt/sdc-caffe/results" sdc-caffe
+#     -v /path/to/weights:/data/weights:ro -v "$PWD/results:/opt/sdc-caffe/results" \
+#     -v "$PWD/runs:/opt/sdc-caffe/runs" sdc-caffe
+# run_all.sh handles SIGTERM itself, also as the container's PID 1: `docker stop` makes the running
+# training snapshot, and `docker start` resumes from that snapshot.
 # tests/test_dockerfile.py lints this file (hadolint) and runs or checks every command it runs.
 FROM nvidia/cuda:13.0.2-cudnn-devel-ubuntu24.04
 
@@ -19,10 +22,13 @@ RUN apt-get update \
       libprotobuf-dev protobuf-compiler libgoogle-glog-dev libgflags-dev \
       libhdf5-dev liblmdb-dev libopenblas-dev \
  && rm -rf /var/lib/apt/lists/* \
- && install -d -o 1000 -g 1000 /opt/sdc-caffe
+ && install -d -o 1000 -g 1000 /opt/sdc-caffe /opt/sdc-caffe-cache
 
 USER 1000:1000
 WORKDIR /opt/sdc-caffe
+# The Caffe build cache at a fixed path instead of under $HOME, so that `docker run --user` with
+# another uid (whose HOME is /) finds the build; tools/install_caffe.sh only reads a completed one.
+ENV SDC_CAFFE_CACHE=/opt/sdc-caffe-cache
 # Caffe first, from only the files its build reads, so that a change elsewhere in the project keeps
 # this layer. It is the bootstrap `tools/run_all.sh --gpu N` starts with, which then finds this
 # build in its cache (~/.cache/sdc-caffe) instead of compiling again. Ubuntu has no Debian source

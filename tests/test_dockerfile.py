@@ -13,7 +13,8 @@ The Dockerfile is read instruction by instruction. Its commands, in order, and w
 - ENTRYPOINT + CMD `tools/run_all.sh --profile paper --gpu 0`: run as written in a scratch copy of
   the build context; without a GPU it must stop with one line and write nothing
   (test_default_command_without_a_gpu_stops_in_one_line). tests/test_run_all.py runs the same
-  script end to end with the smoke profile.
+  script end to end with the smoke profile; tests/test_run_all_faults.py sends it SIGTERM as a
+  container's PID 1 (`docker stop`) and runs it as another uid (`docker run --user`).
 """
 import fnmatch
 import functools
@@ -200,6 +201,14 @@ def test_every_command_the_image_runs_is_exercised_here(image):
         assert test in tests
     assert image.entrypoint == ["tools/run_all.sh"]
     assert '"run_all.sh"' in (REPO / "tests" / "test_run_all.py").read_text()  # the smoke profile, end to end
+
+
+def test_the_caffe_cache_does_not_depend_on_the_users_home(image):
+    """`docker run --user` with another uid has HOME=/: the build must be where any uid looks for it."""
+    cache = image.env["SDC_CAFFE_CACHE"]
+    assert cache.startswith("/opt/") and "$" not in cache
+    [root_step] = [run for run in image.runs if run.user == "root"]
+    assert f"install -d -o 1000 -g 1000 {IMAGE_REPO_DIR} {cache}" in root_step.command
 
 
 def test_build_context_leaves_out_data_runs_venv_and_results():

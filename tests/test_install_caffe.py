@@ -69,3 +69,30 @@ def test_cuda_libraries_pip_cannot_fetch_are_named_and_leave_nothing(tmp_path):
     assert "nvidia/cuda:*-cudnn-devel image" in run.stderr
     assert "configuring" not in run.stderr
     assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def read_only(*folders):
+    """A command prefix under which ``folders`` are read-only bind mounts (user and mount namespaces: no root
+    needed), as a cache and venv made by another uid look to `docker run --user`."""
+    mounts = " && ".join(f"mount --bind {f} {f} && mount -o remount,bind,ro {f}" for f in folders)
+    return ["unshare", "--user", "--map-root-user", "--mount", "bash", "-c", f'{mounts} && exec "$0" "$@"']
+
+
+def test_a_completed_build_is_used_from_a_read_only_cache_and_venv():
+    cache, venv = caffe_env.prefix().parents[1], Path(sys.executable).parents[1]
+    run = subprocess.run(read_only(cache, venv) + ["bash", str(SCRIPT), "--no-apt", "--cache", str(cache),
+                                                   "--venv", str(venv)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "cached build found" in run.stderr and "pycaffe and the caffe tool are now in" in run.stderr
+    assert Path(run.stdout.strip().splitlines()[-1]) == caffe_env.prefix()
+
+
+def test_a_read_only_cache_without_the_build_stops_in_one_line(tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    run = subprocess.run(read_only(cache) + ["bash", str(SCRIPT), "--no-apt", "--python", sys.executable,
+                                             "--cache", str(cache)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and run.stdout == ""
+    assert run.stderr.startswith(f"install_caffe: error: no build for these options in {cache}, which uid 0 cannot "
+                                 "write: set SDC_CAFFE_CACHE (or --cache) to a writable folder")
+    assert run.stderr.count("\n") == 1 and list(cache.iterdir()) == []

@@ -282,16 +282,23 @@ discard_failed_entry() {  # no half-built entry survives a failure or Ctrl-C; it
   rm -rf "$entry"
 }
 
-mkdir -p "$cache"
-exec 9> "$entry.lock"
-flock 9
+# A completed entry is only read, so a cache (and venv) that this user cannot write still serve
+# (docker run --user); building takes the entry's lock.
 if [ -f "$entry/BUILD_INFO.json" ]; then
   log "cached build found: $entry"
 else
-  trap discard_failed_entry EXIT
-  SDC_PATCHES="$(cd "$here/caffe-patches" && sha256sum ./*.patch | tr -s ' ' ':')" build_entry
-  trap - EXIT
-  log "built in $SECONDS s"
+  { mkdir -p "$cache" && [ -w "$cache" ]; } 2>/dev/null \
+    || die "no build for these options in $cache, which uid $(id -u) cannot write: set SDC_CAFFE_CACHE (or --cache) to a writable folder"
+  exec 9> "$entry.lock"
+  flock 9
+  if [ -f "$entry/BUILD_INFO.json" ]; then
+    log "cached build found: $entry (another call built it meanwhile)"
+  else
+    trap discard_failed_entry EXIT
+    SDC_PATCHES="$(cd "$here/caffe-patches" && sha256sum ./*.patch | tr -s ' ' ':')" build_entry
+    trap - EXIT
+    log "built in $SECONDS s"
+  fi
 fi
 
 if [ "$with_tests" = 1 ]; then
@@ -303,8 +310,10 @@ fi
 
 if [ -n "$venv" ]; then
   site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-  printf '%s\n' "$prefix/python" "$repo/tools" > "$site/sdc-caffe.pth"
-  ln -sfn "$prefix/bin/caffe" "$venv/bin/caffe"
+  pth=$(printf '%s\n' "$prefix/python" "$repo/tools")
+  { [ "$(cat "$site/sdc-caffe.pth" 2>/dev/null)" = "$pth" ] || echo "$pth" > "$site/sdc-caffe.pth"; } 2>/dev/null \
+    && { [ "$(readlink "$venv/bin/caffe")" = "$prefix/bin/caffe" ] || ln -sfn "$prefix/bin/caffe" "$venv/bin/caffe"; } 2>/dev/null \
+    || die "cannot link pycaffe into $venv, which uid $(id -u) cannot write: make it writable or pass another --venv"
   log "pycaffe and the caffe tool are now in $venv"
 fi
 echo "$prefix"

@@ -225,6 +225,25 @@ def test_a_left_over_evaluation_of_an_earlier_run_is_ignored(tmp_path):
         (tmp_path / "tables.md").read_text()
 
 
+def test_a_labelled_row_may_render_the_run_s_test_images_otherwise(tmp_path):
+    """A baseline under another protocol reads the same base images at another size: other fingerprints,
+    same images, kept. One on other base images (an earlier run's selection) is a left-over."""
+    write_fixture_evals(tmp_path)
+    write_eval(tmp_path, "GLCM+SVM (200 px)", {}, ("original",), tag="200 px")
+    wrong_images = fixture_predictions("original", {})
+    wrong_images.keys[0] = wrong_images.keys[0].replace("Cr_1", "Cr_7")
+    evaluation.write_eval_dir(tmp_path / "eval" / "GLCM+NNC (200 px)", "GLCM+NNC (200 px)",
+                              {"subsets": recorded_test_set(("original",), "200 px")}, 1,
+                              {"original": wrong_images}, TIMING)
+    run = make_tables(tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.splitlines() == [
+        "warning: ignoring eval/GLCM+NNC (200 px): evaluated on other test images than this run's (original) "
+        "(a left-over of an earlier run: delete it)"]
+    assert sorted(json.loads((tmp_path / "summary.json").read_text())["models"])[:2] == ["GLCM+SVM",
+                                                                                        "GLCM+SVM (200 px)"]
+
+
 def write_lmdb_info(lmdb_dir, tag):
     for subset, entry in recorded_test_set(degrade.TEST_SUBSETS, tag).items():
         folder = lmdb_dir / lmdb_io.test_name(subset)

@@ -128,6 +128,10 @@ class Evaluation:
                     self.folder / evaluation.predictions_file(subset))
         return self._predictions[subset]
 
+    def base_images(self, subset):
+        """The base test images behind a subset's records (each original image, or what was degraded)."""
+        return frozenset(stats.cluster_of(key) for key in self.predictions(subset)[0])
+
     def scored(self, subset, label=None):
         """(keys, per-record correctness, clusters) of a subset (of its records of true class ``label``);
         clusters is None for the original images, which are independent, else each record's base image."""
@@ -181,10 +185,11 @@ def test_set_of_lmdbs(lmdb_dir):
 
 
 def shared_test_set(evaluations):
-    """{subset: fingerprint} that most evaluations recorded: the run's own test images."""
+    """{subset: fingerprint} that most evaluations of unlabelled rows recorded: the run's own test images."""
     reference = {}
     for subset in TABLE2_COLUMNS:
-        counts = Counter(e.test_fingerprints[subset] for e in evaluations.values() if subset in e.test_fingerprints)
+        counts = Counter(e.test_fingerprints[subset] for name, e in evaluations.items()
+                         if subset in e.test_fingerprints and not LABELLED_ROW.match(name))
         ranked = counts.most_common(2)
         if len(ranked) == 2 and ranked[0][1] == ranked[1][1]:
             raise UserError(f"the evaluations disagree on the {subset} test images with no majority: pass "
@@ -195,17 +200,25 @@ def shared_test_set(evaluations):
 
 
 def split_stale(evaluations, reference):
-    """(the evaluations on the test images of ``reference``, {name: why the others are stale}).
-    Every evaluation of one run reads the same test LMDBs, so an evaluation on other images is a
-    left-over of an earlier run (another --eval-per-class, another enhanced set)."""
-    current, stale = {}, {}
+    """(the evaluations of this run, {name: why each other one is a left-over of an earlier run}).
+
+    Every evaluation of one run reads the same test LMDBs, whose fingerprints are ``reference``: an
+    evaluation on other LMDBs comes from an earlier run (another --eval-per-class, another enhanced set).
+    A labelled row ("<paper row> (<label>)", e.g. a baseline under another protocol) may read the same
+    test images rendered otherwise (e.g. at 200 px), so it only has to hold the same base test images
+    as the run's other evaluations."""
+    unlabelled = {name: found for name, found in evaluations.items() if not LABELLED_ROW.match(name)}
+    differing = {name: [s for s, fingerprint in found.test_fingerprints.items()
+                        if s in reference and fingerprint != reference[s]]
+                 for name, found in unlabelled.items()}
+    run = next((found for name, found in unlabelled.items() if not differing[name]), None)
     for name, found in evaluations.items():
-        differing = [s for s, fingerprint in found.test_fingerprints.items()
-                     if s in reference and fingerprint != reference[s]]
-        if differing:
-            stale[name] = f"evaluated on other test images than this run's ({', '.join(differing)})"
-        else:
-            current[name] = found
+        if name not in unlabelled:
+            differing[name] = [s for s in found.accuracy if run and s in run.accuracy and s != POOLED
+                               and found.base_images(s) != run.base_images(s)]
+    current = {name: found for name, found in evaluations.items() if not differing[name]}
+    stale = {name: f"evaluated on other test images than this run's ({', '.join(subsets)})"
+             for name, subsets in differing.items() if subsets}
     return current, stale
 
 

@@ -140,6 +140,18 @@ def fetch(model, dest_dir=WEIGHTS_DIR, from_dir=None, offline=False):
                     f"and pass its folder with --from DIR or set {ENV_DIR}=DIR")
 
 
+def caffe_weights_arg(path, cwd):
+    """``path`` as `caffe train --weights=` takes it from a process running in ``cwd``.
+
+    Caffe splits that value at commas (a list of caffemodels), so a path with a comma is given relative
+    to ``cwd`` when that drops the comma (a clone in ``/tmp/sdc caffe,1``), else refused."""
+    for candidate in (str(path), os.path.relpath(path, cwd)):
+        if "," not in candidate:
+            return candidate
+    raise UserError(f"{path}: Caffe splits --weights at commas, and this path keeps one even relative to {cwd}: "
+                    "move the file, or the run folder, to a path without a comma")
+
+
 def imagenet_weights(weights_dir=WEIGHTS_DIR, manifest=MANIFEST):
     """The ImageNet init for fine-tuning: the original SqueezeNet v1.0 if present (a wrong sha1 is an
     error, never a reason to fall back), else the decoded Deep-Compression stand-in."""

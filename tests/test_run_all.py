@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from sdc import weights
+
 REPO = Path(__file__).resolve().parents[1]
 TABLE_HEADINGS = ["Table 2", "Table 3", "Table 4", "Table 5"]
 
@@ -54,6 +56,21 @@ def test_training_ran_the_requested_schedule(smoke_run):
         assert (run_dir / "snapshots" / f"{variant}_iter_4.caffemodel").is_file()
         assert (run_dir / "final.caffemodel").is_file()
         assert json.loads((run_dir / "provenance.json").read_text())["git_commit"]
+
+
+def test_the_start_weights_are_named_in_the_output_and_the_training_provenance(smoke_run, pretrained_src):
+    """The original SqueezeNet v1.0 when there is one, else the Deep-Compression stand-in, said as such."""
+    out, run, _, _ = smoke_run
+    original = weights.read_manifest()["squeezenet_v1.0"]
+    has_original = any(pretrained_src.rglob(original.caffemodel)) or \
+        (weights.WEIGHTS_DIR / original.caffemodel).is_file()
+    for variant in ["SDC-SN", "SDC-SN-ELF", "SDC-SN-ELF-MRF"]:
+        start = json.loads((out / "runs" / "smoke" / variant / "provenance.json").read_text())["weights"]
+        assert Path(start["path"]).name == (original.caffemodel if has_original else weights.DECODED_IMAGENET)
+        assert start["sha1"] == weights.sha1_of(start["path"])
+    absent = "run_all: the original squeezenet_v1.0.caffemodel is absent: fine-tuning starts from the " \
+             "Deep-Compression stand-in"
+    assert (absent in run.stdout) != has_original
 
 
 def test_run_provenance_has_stage_times_and_every_seed(smoke_run):

@@ -61,3 +61,26 @@ def lmdb_root(tmp_path_factory, caffe):
                 txn.put(f"{i:08d}".encode(), datum.SerializeToString())
         env.close()
     return root
+
+
+@pytest.fixture(scope="session")
+def net_file(pretrained_src):
+    """ImageNet SqueezeNet v1.0 in the Deep-Compression format."""
+    hits = sorted(pretrained_src.rglob("compressed_SqueezeNet.net"))
+    if not hits:
+        pytest.skip(f"compressed_SqueezeNet.net is not under {pretrained_src}")
+    return hits[0]
+
+
+@pytest.fixture(scope="session")
+def decoded(net_file):
+    from sdc import deep_compression
+    return deep_compression.decode(net_file.read_bytes(), source=str(net_file))
+
+
+@pytest.fixture(scope="session")
+def decoded_caffemodel(decoded, tmp_path_factory):
+    """The decoded ImageNet SqueezeNet v1.0 as a caffemodel: the offline start weights of fine-tuning."""
+    from sdc import deep_compression
+    return deep_compression.write_caffemodel(decoded, REPO / "prototxt" / "squeezenet_v1.0_deploy.prototxt",
+                                             tmp_path_factory.mktemp("dc") / "squeezenet_v1.0_dc.caffemodel")

@@ -17,25 +17,6 @@ PROTOTXT = REPO / "prototxt"
 IMAGENET_DEPLOY = PROTOTXT / "squeezenet_v1.0_deploy.prototxt"
 
 
-@pytest.fixture(scope="session")
-def net_file(pretrained_src):
-    hits = sorted(pretrained_src.rglob("compressed_SqueezeNet.net"))
-    if not hits:
-        pytest.skip(f"compressed_SqueezeNet.net is not under {pretrained_src}")
-    return hits[0]
-
-
-@pytest.fixture(scope="session")
-def decoded(net_file):
-    return deep_compression.decode(net_file.read_bytes(), source=str(net_file))
-
-
-@pytest.fixture(scope="session")
-def decoded_caffemodel(decoded, tmp_path_factory):
-    return deep_compression.write_caffemodel(decoded, IMAGENET_DEPLOY,
-                                             tmp_path_factory.mktemp("dc") / "squeezenet_v1.0_dc.caffemodel")
-
-
 def test_decoder_consumes_the_file_and_yields_squeezenet_v1_0(decoded):
     assert decoded.bytes_consumed == 675_763
     assert decoded.n_params == 1_248_424

@@ -10,7 +10,8 @@ from google.protobuf import text_format
 REPO = Path(__file__).resolve().parents[1]
 SOLVERS = REPO / "solvers"
 PAPER_SOLVERS = {"SDC-SN": "SDC-SN", "SDC-SN-ELF": "SDC-SN-ELF", "SDC-SN-ELF-MRF": "SDC-SN-ELF-MRF"}
-ALL_SOLVERS = {**PAPER_SOLVERS, "SDC-SN-ELF-MRF_sgd": "SDC-SN-ELF-MRF"}  # solver -> variant it trains
+SGD_SOLVERS = {f"{variant}_sgd": variant for variant in PAPER_SOLVERS}
+ALL_SOLVERS = {**PAPER_SOLVERS, **SGD_SOLVERS}  # solver -> variant it trains
 PAPER_VALUES = dict(base_lr=0.01, momentum=0.9, lr_policy="step", gamma=0.1, stepsize=800, iter_size=10,
                     clip_gradients=35.0)
 CHOSEN_VALUES = dict(max_iter=2400, weight_decay=0.0002, regularization_type="L2", random_seed=42, snapshot=200,
@@ -51,14 +52,16 @@ def test_solver_values(name):
         assert solver.type == "SGD" and not solver.HasField("momentum2")
 
 
-def test_sgd_solver_differs_from_the_paper_solver_only_in_the_update_rule():
-    adam, sgd = parse_solver("SDC-SN-ELF-MRF"), parse_solver("SDC-SN-ELF-MRF_sgd")
+@pytest.mark.parametrize("name", sorted(SGD_SOLVERS))
+def test_sgd_solver_differs_from_the_paper_solver_only_in_the_update_rule(name):
+    adam, sgd = parse_solver(SGD_SOLVERS[name]), parse_solver(name)
+    assert sgd.snapshot_prefix == adam.snapshot_prefix.replace("/snapshots/", "_sgd/snapshots/")
     for solver in (adam, sgd):
         solver.ClearField("type")
         solver.ClearField("momentum2")
         solver.ClearField("snapshot_prefix")
     assert adam == sgd
-    header = (SOLVERS / "SDC-SN-ELF-MRF_sgd_solver.prototxt").read_text().splitlines()[0]
+    header = (SOLVERS / f"{name}_solver.prototxt").read_text().splitlines()[0]
     assert "NOT IN THE PAPER" in header
 
 

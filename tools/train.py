@@ -4,12 +4,15 @@ in a resumable run folder.
 
     tools/train.py --variant SDC-SN|SDC-SN-ELF|SDC-SN-ELF-MRF|ETE [--profile smoke|paper] [--run-dir runs/<profile>/<variant>]
                    [--weights FILE] [--solver solvers/<variant>_solver.prototxt]
-                   [--lmdb-dir datasets/work/lmdb] [--max-iter N] [--iter-size N] [--base-lr LR] [--gpu N]
+                   [--lmdb-dir datasets/work/lmdb] [--max-iter N] [--iter-size N] [--base-lr LR]
+                   [--batching literal|equivalent] [--stop-after N] [--snapshot-interval N]
+                   [--test-interval N] [--keep-snapshots K] [--gpu N]
 
 The run folder receives solver.prototxt and train_val.prototxt exactly as trained, Caffe's own log
 train-<YYYYmmdd-HHMMSS>.log (also shown live), snapshots/, final.caffemodel (the max_iter snapshot),
 learning_curve.csv / .png and provenance.json. Running the same command again resumes from the
-latest snapshot; a finished run is left alone. Ctrl-C makes Caffe snapshot and stop (resumable).
+latest snapshot; a finished run is left alone. Ctrl-C (SIGINT) or SIGTERM makes Caffe snapshot and
+stop (resumable).
 """
 import argparse
 import os
@@ -64,6 +67,18 @@ def parse_args(argv=None):
     parser.add_argument("--iter-size", type=positive_int, help="override the profile's iter_size")
     parser.add_argument("--base-lr", type=positive_float, metavar="LR",
                         help="override the profile's base_lr (paper: the solver's; smoke: see docs/training.md)")
+    parser.add_argument("--batching", choices=training.BATCHINGS, default="literal",
+                        help="equivalent: one forward of batch x iter_size images with clip_gradients / iter_size, "
+                             "the same update as the literal form (default: literal)")
+    parser.add_argument("--stop-after", type=positive_int, metavar="N",
+                        help="train only the first N updates of the schedule (lr steps unchanged); the same "
+                             "command with a larger N, or without, continues the folder")
+    parser.add_argument("--snapshot-interval", type=positive_int, metavar="N",
+                        help="snapshot every N updates (default: the profile's)")
+    parser.add_argument("--test-interval", type=positive_int, metavar="N",
+                        help="test pass every N updates (default: the profile's)")
+    parser.add_argument("--keep-snapshots", type=positive_int, metavar="K",
+                        help="keep only the newest K snapshots (default: all)")
     parser.add_argument("--gpu", type=int, metavar="N", help="train on GPU N (needs a CUDA build of Caffe)")
     return parser.parse_args(argv)
 
@@ -90,41 +105,63 @@ def new_log_path(run_dir):
     return path
 
 
-def run_caffe(command, cwd, log_path):
+SNAPSHOT_LINE = "Snapshotting solver state to binary proto file "
+
+
+def run_caffe(command, cwd, log_path, on_snapshot=None):
     """Run ``command`` with its output shown and copied into ``log_path``; return its exit status.
 
-    While it runs, Ctrl-C reaches only Caffe (same process group), which snapshots and stops.
+    While it runs, SIGINT and SIGTERM sent to this process become a SIGINT to Caffe, whose
+    --sigint_effect=stop default makes it snapshot and stop (a Ctrl-C from a terminal reaches Caffe
+    directly too, as the same process group; a second SIGINT changes nothing). ``on_snapshot(name)``
+    is called when Caffe starts writing a solverstate.
     """
     env = {**os.environ, "GLOG_logtostderr": "1", "GLOG_minloglevel": "0"}
     with open(log_path, "w") as log:
         proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, errors="replace")
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        forward = lambda *_: proc.send_signal(signal.SIGINT)  # noqa: E731
+        previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             for line in proc.stdout:
                 sys.stdout.write(line)
                 log.write(line)
                 log.flush()
+                if on_snapshot and SNAPSHOT_LINE in line:
+                    on_snapshot(line.split(SNAPSHOT_LINE, 1)[1].strip())
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return proc.wait()
 
 
-def schedule_label(args):
-    """How the run's schedule relates to the paper's: shown in the run files, curve title and provenance."""
+def solver_note(solver, variant):
+    """'paper values, SGD instead of the stated Adam' for a solver whose update rule is not the committed one."""
+    committed = caffe_env.read_proto(training.default_solver(variant), type(solver)())
+    if solver.type != committed.type:
+        return f"paper values, {solver.type} instead of the stated {committed.type}"
+    return None
+
+
+def schedule_label(args, notes=()):
+    """How the run's schedule relates to the paper's: shown in the run files, curve title and provenance.
+    ``notes`` say what else differs from the committed solver (update rule, batching form)."""
     overrides = [f"--{name.replace('_', '-')} {value:g}" for name, value in
                  (("max_iter", args.max_iter), ("iter_size", args.iter_size), ("base_lr", args.base_lr))
                  if value is not None]
     if args.profile == "paper" and not overrides:
-        return "paper profile: the committed solver's schedule"
-    return " ".join([f"{args.profile} profile", *overrides]) + ": NOT the paper's schedule"
+        head = "paper profile: the committed solver's schedule"
+    else:
+        head = " ".join([f"{args.profile} profile", *overrides]) + ": NOT the paper's schedule"
+    stop = [f"first {args.stop_after} updates"] if args.stop_after else []
+    return "; ".join([head, *(note for note in notes if note), *stop])
 
 
-def finalize(run_dir, variant, max_iter, label):
-    """Learning curve from all logs; final.caffemodel once the max_iter snapshot exists."""
-    rows = caffe_log.write_learning_curve(run_dir, f"{variant}, {label} ({run_dir})")
+def finalize(run_dir, variant, max_iter, label, complete=True):
+    """Learning curve from all logs; final.caffemodel once the max_iter snapshot of a complete schedule exists."""
+    rows = caffe_log.write_learning_curve(run_dir, f"{variant}, {label}")
     final = training.snapshot_path(run_dir, variant, max_iter, "caffemodel")
-    if final.is_file():
+    if complete and final.is_file():
         with atomic.atomic_path(run_dir / training.FINAL_MODEL) as tmp:
             shutil.copyfile(final, tmp)
     return rows
@@ -144,23 +181,29 @@ def previous_sessions(run_dir):
     return provenance.read(run_dir).get("sessions", [])
 
 
-def write_provenance(run_dir, args, solver, net, init, sessions):
+def write_provenance(run_dir, args, solver, net, init, sessions, label, schedule_max_iter):
     """provenance.json listing every session; a session killed before it ended keeps wall_s null."""
     provenance.write(
         run_dir, gpu=args.gpu, seeds={"solver_random_seed": solver.random_seed},
         wall_times={"caffe_train_all_sessions": round(sum(s["wall_s"] or 0 for s in sessions), 1),
                     "caffe_train_last_session": sessions[-1]["wall_s"]},
-        variant=args.variant, profile=args.profile, schedule_label=schedule_label(args),
+        variant=args.variant, profile=args.profile, schedule_label=label, batching=args.batching,
         solver_source=str(args.solver or training.default_solver(args.variant)),
         solver_sha256=neu.sha256_file(run_dir / training.SOLVER_FILE),
         train_val_sha256=neu.sha256_file(run_dir / training.NET_FILE),
         weights={"path": str(init), "sha1": weights.sha1_of(init)} if init else "none: trained from scratch",
         lmdbs=lmdb_record(net), schedule={"base_lr": float(f"{solver.base_lr:.7g}"),  # float32 in the proto
-                                          "max_iter": solver.max_iter,
+                                          "max_iter": schedule_max_iter, "stop_after": args.stop_after,
                                           "iter_size": solver.iter_size,
+                                          "train_batch": train_batch(net),
+                                          "clip_gradients": float(f"{solver.clip_gradients:.7g}"),
                                           "stepsize": solver.stepsize, "snapshot": solver.snapshot,
                                           "test_interval": solver.test_interval, "test_iter": solver.test_iter[0]},
         sessions=sessions)
+
+
+def train_batch(net):
+    return next(layer.data_param.batch_size for layer in net.layer if layer.type == "Data")
 
 
 def last_accuracy(rows):
@@ -178,19 +221,24 @@ def main(argv=None):
     init = init_weights(args.weights, args.variant)
     solver, net = training.prepare(solver_path, args.variant, args.profile, args.lmdb_dir,
                                    args.max_iter, args.iter_size, args.base_lr)
+    schedule_max_iter = solver.max_iter
+    batching = training.adjust(solver, net, args.batching, args.snapshot_interval, args.test_interval,
+                               args.stop_after)
+    label = schedule_label(args, [solver_note(solver, args.variant), batching])
+    complete = solver.max_iter == schedule_max_iter
     run_dir = (args.run_dir or training.REPO / "runs" / args.profile / args.variant).resolve()
     if training.solverstates(run_dir, args.variant):
         training.check_same_run(run_dir, solver, net)
     state, reached = training.resume_point(run_dir, args.variant, solver.max_iter)
     if reached == solver.max_iter:
-        if not (run_dir / training.FINAL_MODEL).is_file():
-            finalize(run_dir, args.variant, solver.max_iter, schedule_label(args))
+        if complete and not (run_dir / training.FINAL_MODEL).is_file():
+            finalize(run_dir, args.variant, solver.max_iter, label)
         print(f"{run_dir} is already trained to max_iter {reached} ({state.name}): nothing to do")
         return 0
 
     training.write_run_files(run_dir, solver, net, [
         f"Written by tools/train.py --profile {args.profile} from {solver_path}.",
-        f"Schedule: {schedule_label(args)}.",
+        f"Schedule: {label}.",
         "caffe train runs with this folder as its working directory."])
     command = [str(caffe_env.caffe_bin()), "train", f"--solver={training.SOLVER_FILE}"]
     if state:
@@ -207,23 +255,31 @@ def main(argv=None):
     session = {"command": sys.argv, "caffe_command": command, "log": log_path.name,
                "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                "resumed_from": state.name if state else None, "wall_s": None, "exit_status": None}
-    write_provenance(run_dir, args, solver, net, init, earlier + [session])
+    write_provenance(run_dir, args, solver, net, init, earlier + [session], label, schedule_max_iter)
+    prune = None
+    if args.keep_snapshots:
+        def prune(name):  # the solverstate being written counts as one of the K
+            iteration = int(name.rsplit("_iter_", 1)[1].split(".")[0])
+            training.prune_snapshots(run_dir, args.variant, args.keep_snapshots - 1, below=iteration)
     clock = time.monotonic()
-    status = run_caffe(command, run_dir, log_path)
+    status = run_caffe(command, run_dir, log_path, on_snapshot=prune)
     wall = round(time.monotonic() - clock, 1)
+    if args.keep_snapshots:
+        training.prune_snapshots(run_dir, args.variant, args.keep_snapshots)
 
-    rows = finalize(run_dir, args.variant, solver.max_iter, schedule_label(args))
+    rows = finalize(run_dir, args.variant, solver.max_iter, label, complete)
     _, reached = training.resume_point(run_dir, args.variant, solver.max_iter)
     session.update(wall_s=wall, exit_status=status, iteration_reached=reached)
-    write_provenance(run_dir, args, solver, net, init, earlier + [session])
+    write_provenance(run_dir, args, solver, net, init, earlier + [session], label, schedule_max_iter)
     if status != 0:
         raise UserError(f"caffe train exited with status {status} (see {log_path}); snapshots reach iteration "
                         f"{reached}: fix the cause and run the same command again to resume")
     if reached < solver.max_iter:
         print(f"stopped at iteration {reached} of {solver.max_iter}: run the same command again to resume")
         return INTERRUPTED
-    print(f"done: {run_dir / training.FINAL_MODEL}; {last_accuracy(rows)}; caffe train {wall} s "
-          f"({schedule_label(args)})")
+    where = run_dir / training.FINAL_MODEL if complete else training.snapshot_path(
+        run_dir, args.variant, reached, "caffemodel")
+    print(f"done: {where}; {last_accuracy(rows)}; caffe train {wall} s ({label})")
     return 0
 
 

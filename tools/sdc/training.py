@@ -25,6 +25,7 @@ SOLVER_FILE = "solver.prototxt"
 NET_FILE = "train_val.prototxt"
 SNAPSHOT_DIR = "snapshots"
 FINAL_MODEL = "final.caffemodel"
+BATCHINGS = ("literal", "equivalent")
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,44 @@ def apply_schedule(solver, profile, max_iter=None, iter_size=None, base_lr=None)
         solver.base_lr = base_lr if base_lr is not None else profile.base_lr
 
 
+def make_update_equivalent(solver, net):
+    """Turn batch B x iter_size K with clip C into one forward of B*K images with clip C/K; return a label
+    for the run, or None when K is already 1.
+
+    Both compute the same update: each forward's loss is a mean over its batch, Caffe's
+    SGDSolver::ApplyUpdate (inherited by Adam) clips the gradient *summed* over the K forwards at C
+    and only then divides it by K (Normalize), so the clipped sum / K equals the mean gradient over
+    B*K images clipped at C/K. Dropout masks are drawn per forward, so with dropout the two forms
+    are equally valid but not bit-identical."""
+    k = solver.iter_size
+    if k == 1:
+        return None
+    train_data = [layer for layer in net.layer if layer.type == "Data"
+                  and not any(rule.phase == caffe_pb2().TEST for rule in layer.include)]
+    for layer in train_data:
+        layer.data_param.batch_size *= k
+    if solver.clip_gradients > 0:
+        solver.clip_gradients /= k
+    solver.iter_size = 1
+    batch = train_data[0].data_param.batch_size
+    clip = f", clip {solver.clip_gradients:g}" if solver.clip_gradients > 0 else ""
+    return f"update-equivalent batching {batch}×1{clip}"
+
+
+def set_intervals(solver, snapshot=None, test=None):
+    """Snapshot and test every N iterations; neither changes what is trained."""
+    solver.snapshot = snapshot or solver.snapshot
+    solver.test_interval = test or solver.test_interval
+
+
+def stop_after(solver, iteration):
+    """Train only the first ``iteration`` updates of the schedule: the lr steps stay where they are, and a
+    later command with a larger stop (or none) continues the same folder (check_same_run ignores max_iter)."""
+    if iteration > solver.max_iter:
+        raise UserError(f"--stop-after {iteration} is beyond the schedule's max_iter {solver.max_iter}")
+    solver.max_iter = iteration
+
+
 def prepare(solver_path, variant, profile, lmdb_dir, max_iter=None, iter_size=None, base_lr=None):
     """(SolverParameter, NetParameter) for the run folder, from a repo-root-relative solver file."""
     pb2 = caffe_pb2()
@@ -128,6 +167,18 @@ def prepare(solver_path, variant, profile, lmdb_dir, max_iter=None, iter_size=No
     solver.test_iter.append(test_iter)
     apply_schedule(solver, profile_of(profile, variant), max_iter, iter_size, base_lr)
     return solver, net
+
+
+def adjust(solver, net, batching="literal", snapshot_interval=None, test_interval=None, stop=None):
+    """Apply the options that keep the schedule of ``prepare``: the batching form, snapshot and test
+    intervals, an early stop. Returns the label of what changes the run (the batching form), or None."""
+    if batching not in BATCHINGS:
+        raise UserError(f"batching must be one of {', '.join(BATCHINGS)}, not {batching!r}")
+    label = make_update_equivalent(solver, net) if batching == "equivalent" else None
+    set_intervals(solver, snapshot_interval, test_interval)
+    if stop is not None:
+        stop_after(solver, stop)
+    return label
 
 
 def proto_text(message, header):
@@ -168,21 +219,30 @@ def resume_point(run_dir, variant, max_iter):
     return None, 0
 
 
-def differing_fields(old, new):
-    names = {field.name for message in (old, new) for field, _ in message.ListFields()}
+def differing_fields(old, new, ignore=()):
+    names = {field.name for message in (old, new) for field, _ in message.ListFields()} - set(ignore)
     return sorted(name for name in names if getattr(old, name) != getattr(new, name))
 
 
 def check_same_run(run_dir, solver, net):
-    """A run folder that already holds snapshots may only be continued with the same solver and net."""
+    """A run folder that already holds snapshots may only be continued with the same solver and net; only
+    where training stops (max_iter) may change, the lr schedule (stepsize) staying the same."""
     for name, message in ((SOLVER_FILE, solver), (NET_FILE, net)):
         path = Path(run_dir) / name
         if not path.is_file():
             raise UserError(f"{run_dir} holds snapshots but no {name}: it is not a tools/train.py run folder "
                             "(tools/examples/*.sh write there too); pass another --run-dir")
-        if fields := differing_fields(read_proto(path, type(message)()), message):
+        if fields := differing_fields(read_proto(path, type(message)()), message, ignore=("max_iter",)):
             raise UserError(f"{path} differs in {', '.join(fields)} from what this command would train: "
                             "rerun with the original arguments, use another --run-dir, or delete the folder")
+
+
+def prune_snapshots(run_dir, variant, keep, below=None):
+    """Delete all but the newest ``keep`` snapshots (solverstate and caffemodel) older than ``below``."""
+    older = sorted(i for i in solverstates(run_dir, variant) if below is None or i < below)
+    for iteration in older[:max(0, len(older) - keep)]:
+        for ext in ("solverstate", "caffemodel"):
+            snapshot_path(run_dir, variant, iteration, ext).unlink(missing_ok=True)
 
 
 def write_run_files(run_dir, solver, net, header):

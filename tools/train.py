@@ -6,7 +6,7 @@ in a resumable run folder.
                    [--weights FILE] [--solver solvers/<variant>_solver.prototxt]
                    [--lmdb-dir datasets/work/lmdb] [--max-iter N] [--iter-size N] [--base-lr LR]
                    [--batching literal|equivalent] [--stop-after N] [--snapshot-interval N]
-                   [--test-interval N] [--keep-snapshots K] [--gpu N]
+                   [--test-interval N] [--display N] [--keep-snapshots K] [--gpu N]
 
 The run folder receives solver.prototxt and train_val.prototxt exactly as trained, Caffe's own log
 train-<YYYYmmdd-HHMMSS>.log (also shown live), snapshots/, final.caffemodel (the max_iter snapshot),
@@ -77,6 +77,9 @@ def parse_args(argv=None):
                         help="snapshot every N updates (default: the profile's)")
     parser.add_argument("--test-interval", type=positive_int, metavar="N",
                         help="test pass every N updates (default: the profile's)")
+    parser.add_argument("--display", type=positive_int, metavar="N",
+                        help="log the training loss every N updates, averaged over those N (default: the solver's "
+                             "10 and 10)")
     parser.add_argument("--keep-snapshots", type=positive_int, metavar="K",
                         help="keep only the newest K snapshots (default: all)")
     parser.add_argument("--gpu", type=int, metavar="N", help="train on GPU N (needs a CUDA build of Caffe)")
@@ -223,7 +226,7 @@ def main(argv=None):
                                    args.max_iter, args.iter_size, args.base_lr)
     schedule_max_iter = solver.max_iter
     batching = training.adjust(solver, net, args.batching, args.snapshot_interval, args.test_interval,
-                               args.stop_after)
+                               args.stop_after, args.display)
     label = schedule_label(args, [solver_note(solver, args.variant), batching])
     complete = solver.max_iter == schedule_max_iter
     run_dir = (args.run_dir or training.REPO / "runs" / args.profile / args.variant).resolve()

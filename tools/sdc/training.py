@@ -135,10 +135,13 @@ def make_update_equivalent(solver, net):
     return f"update-equivalent batching {batch}×1{clip}"
 
 
-def set_intervals(solver, snapshot=None, test=None):
-    """Snapshot and test every N iterations; neither changes what is trained."""
+def set_intervals(solver, snapshot=None, test=None, display=None):
+    """Snapshot, test, and log the training loss averaged over the last ``display`` updates, every N
+    updates; none of them changes what is trained."""
     solver.snapshot = snapshot or solver.snapshot
     solver.test_interval = test or solver.test_interval
+    if display:
+        solver.display = solver.average_loss = display
 
 
 def stop_after(solver, iteration):
@@ -169,13 +172,14 @@ def prepare(solver_path, variant, profile, lmdb_dir, max_iter=None, iter_size=No
     return solver, net
 
 
-def adjust(solver, net, batching="literal", snapshot_interval=None, test_interval=None, stop=None):
-    """Apply the options that keep the schedule of ``prepare``: the batching form, snapshot and test
-    intervals, an early stop. Returns the label of what changes the run (the batching form), or None."""
+def adjust(solver, net, batching="literal", snapshot_interval=None, test_interval=None, stop=None,
+           display=None):
+    """Apply the options that keep the schedule of ``prepare``: the batching form, snapshot, test and
+    display intervals, an early stop. Returns the label of what changes the run (the batching form), or None."""
     if batching not in BATCHINGS:
         raise UserError(f"batching must be one of {', '.join(BATCHINGS)}, not {batching!r}")
     label = make_update_equivalent(solver, net) if batching == "equivalent" else None
-    set_intervals(solver, snapshot_interval, test_interval)
+    set_intervals(solver, snapshot_interval, test_interval, display)
     if stop is not None:
         stop_after(solver, stop)
     return label

@@ -11,6 +11,8 @@
 #   lib/            libcaffe and every library it and the tools need, except the C runtime
 #                   (glibc, libstdc++, libgcc_s) and the NVIDIA libraries (driver, cudart, cuBLAS,
 #                   cuRAND, cuDNN), which the target machine supplies
+#   python/caffe/proto/caffe_pb2.py  the build's generated caffe.proto module: with CAFFE_PREFIX set to
+#                   the bundle, the package's tools read and write Caffe's files without pycaffe
 #   BUILD_INFO.json the build's source hash, patches and flags; bundle.json: what was bundled
 #   cuda-libs.txt   the NVIDIA libraries the launcher must find (empty for a CPU build)
 # --with-unit-tests adds bin/caffe_unit_tests and the test data it reads (src/caffe/test/test_data),
@@ -34,8 +36,9 @@ done
 [ -n "$prefix" ] || die "no PREFIX given: pass the build prefix tools/install_caffe.sh printed"
 prefix=$(cd "$prefix" 2>/dev/null && pwd) || die "no such folder: $prefix"
 entry=$(dirname "$prefix")
-[ -x "$prefix/bin/caffe" ] && [ -f "$entry/BUILD_INFO.json" ] \
-  || die "$prefix is not a completed Caffe build (needs bin/caffe and ../BUILD_INFO.json): run tools/install_caffe.sh"
+readonly PB2=python/caffe/proto/caffe_pb2.py
+[ -x "$prefix/bin/caffe" ] && [ -f "$entry/BUILD_INFO.json" ] && [ -f "$prefix/$PB2" ] \
+  || die "$prefix is not a completed Caffe build (needs bin/caffe, $PB2 and ../BUILD_INFO.json): run tools/install_caffe.sh"
 name=$(basename "$entry")
 [ -n "$out" ] || out=$PWD/$name.tar.xz
 out=$(cd "$(dirname "$out")" 2>/dev/null && pwd)/$(basename "$out") || die "no folder for --out $out"
@@ -65,6 +68,8 @@ if [ "$with_tests" = 1 ]; then
   cp -r "$entry/src/src/caffe/test/test_data" "$root/src/caffe/test/"
 fi
 cp -L "$prefix"/lib/libcaffe.so.* "$root/lib/"
+mkdir -p "$root/$(dirname "$PB2")"
+cp "$prefix/$PB2" "$root/$PB2"
 
 # The dependency closure as the build's own loader resolves it (RUNPATHs included).
 : > "$stage/cuda-libs"

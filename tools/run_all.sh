@@ -65,7 +65,7 @@ results=$(writable_dir "$results_dir/$profile") || exit
 
 # One run per results folder: a second stops here naming the first (the format of tools/sdc/lock.py).
 results_lock=$(dirname "$results")/.$profile.lock
-exec 8>> "$results_lock"
+{ exec 8>> "$results_lock"; } 2>/dev/null || die "cannot write to $(dirname "$results"): make it writable by uid $(id -u)"
 flock -n 8 || { holder=$(cat "$results_lock"); die "results folder $results is in use by ${holder:-another process}" \
   "(lock $results_lock): wait until it ends or stop it, then run this again"; }
 printf 'pid %s since %s: %s\n' "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$command_line" > "$results_lock"

@@ -115,6 +115,33 @@ def plot(rows, dest, title):
     plt.close(fig)
 
 
+def plot_runs(curves, dest, title):
+    """Several runs on one figure: training loss (log scale, top) and test accuracy (bottom) against
+    iteration; ``curves`` maps a label to the rows of learning_curve(). PNG, or PDF by suffix."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True)
+    for label, rows in curves.items():
+        line, = top.plot(*_series(rows, "loss"), label=label, linewidth=1.2)
+        bottom.plot(*_series(rows, "test_accuracy"), "o-", color=line.get_color(), markersize=3, label=label)
+    top.set_yscale("log")
+    top.set_ylabel("training loss")
+    top.grid(alpha=0.3, which="both")
+    bottom.set_ylabel("test accuracy")
+    bottom.set_xlabel("iteration (update)")
+    bottom.set_ylim(0, 1.02)
+    bottom.axhline(1 / 6, color="gray", linestyle=":", linewidth=1)  # one class predicted for every image
+    bottom.grid(alpha=0.3)
+    bottom.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic.atomic_path(dest) as tmp:
+        fig.savefig(tmp, format=Path(dest).suffix.lstrip(".") or "png", dpi=150)
+    plt.close(fig)
+
+
 def write_learning_curve(run_dir, title):
     """learning_curve.csv and learning_curve.png of all the logs in ``run_dir``; returns the rows."""
     rows = learning_curve(run_logs(run_dir))

@@ -10,9 +10,10 @@ luminance alpha 0-1.2, motion-blur length 1-9.
 The test images are those of <lmdb-dir>/test_original_lmdb (256x256, as the enhanced set is made);
 each level degrades every image --draws times with sdc.degrade's functions (the enhanced set's), each
 draw from its own seeded stream, so every model sees the same pixels. Writes to --out:
-  curves.csv (model, degradation, level, correct, total, accuracy, Wilson 95% interval),
-  robustness_noise.png, robustness_luminance.png, robustness_blur.png (dotted: the paper's levels),
-  provenance.json.
+  curves.csv (model, degradation, level, correct, total, accuracy, 95% interval: Wilson's, or with
+             --draws > 1 Wilson's at the effective sample size of the test images, whose draws are
+             not independent: sdc.stats.accuracy_interval),
+  robustness_<degradation>.png and .pdf (dotted: the paper's levels), provenance.json.
 """
 import argparse
 import csv
@@ -25,16 +26,17 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sdc import atomic, degrade, evaluation, lmdb_io, neu, provenance, stats, weights
+from sdc import atomic, degrade, evaluation, lmdb_io, neu, plotting, provenance, stats, weights
 from sdc.errors import UserError, run_main
 
 DEFAULT_SEED = 2019
-# degradation -> (levels, axis label, the levels of the paper's test subsets)
+# degradation -> (levels, axis label, the levels of the paper's test subsets), in the paper's column order
 SWEEPS = {
-    "noise": (tuple(range(10, 51, 5)), "SNR (dB)", (20, 35)),
     "luminance": (tuple(round(0.1 * i, 1) for i in range(13)), "luminance range ±α", (0.4, 1.0)),
+    "noise": (tuple(range(10, 51, 5)), "SNR (dB)", (20, 35)),
     "blur": (tuple(range(1, 10)), "motion-blur length (pixels)", (2, 5)),
 }
+RELEASED = "released/"  # name prefix of the authors' caffemodels (as in the tables)
 CSV_FIELDS = ("model", "degradation", "level", "correct", "total", "accuracy", "ci95_low", "ci95_high")
 
 
@@ -92,9 +94,15 @@ def sweep_level(job):
     rows = []
     for name, net in _state["nets"].items():
         predictions = evaluation.predict(net, images, f"{degradation} {level}")
+        interval = stats.accuracy_interval(predictions.correct, clusters(predictions.keys, draws))
         correct, n = int(predictions.correct.sum()), len(predictions)
-        rows.append((name, degradation, level, correct, n, correct / n, *stats.wilson_interval(correct, n)))
+        rows.append((name, degradation, level, correct, n, correct / n, interval.low, interval.high))
     return rows
+
+
+def clusters(keys, draws):
+    """The test image of each record when it was drawn more than once (None: independent records)."""
+    return [stats.cluster_of(key) for key in keys] if draws > 1 else None
 
 
 def sweep(args, models):
@@ -103,7 +111,8 @@ def sweep(args, models):
     setup = (models, args.batch, args.lmdb_dir, args.per_class)
     if args.gpu is not None or args.workers <= 1:
         set_up(*setup, args.gpu)
-        return collect(map(sweep_level, jobs), len(jobs))
+        with evaluation.blas_threads(evaluation.WORKER_BLAS_THREADS):
+            return collect(map(sweep_level, jobs), len(jobs))
     with evaluation.worker_pool(args.workers, set_up, setup) as pool:
         return collect(pool.imap(sweep_level, jobs), len(jobs))
 
@@ -112,28 +121,28 @@ def collect(results, total):
     return [row for level_rows in tqdm(results, total=total, desc="robustness", unit="level") for row in level_rows]
 
 
-def plot(rows, degradation, dest):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot(rows, degradation):
+    """Accuracy against the level of ``degradation``, one curve per model with its 95 % band."""
+    plt = plotting.pyplot()
     levels, label, paper_levels = SWEEPS[degradation]
-    figure, ax = plt.subplots(figsize=(6.4, 4.2))
+    figure, ax = plt.subplots(figsize=(plotting.PAGE_WIDTH_IN / 2 + 0.5, 3.6), layout="constrained")
+    colours = {}  # one colour per variant: ours solid, the released model of the same variant dashed
     for name in dict.fromkeys(r[0] for r in rows):
+        released = name.startswith(RELEASED)
+        colour = colours.setdefault(name.removeprefix(RELEASED), f"C{len(colours)}")
         mine = [r for r in rows if r[0] == name and r[1] == degradation]
         x = [r[2] for r in mine]
-        ax.plot(x, [100 * r[5] for r in mine], marker="o", markersize=3, label=name,
-                linestyle="--" if name.startswith("released/") else "-")
-        ax.fill_between(x, [100 * r[6] for r in mine], [100 * r[7] for r in mine], alpha=0.15)
+        ax.plot(x, [100 * r[5] for r in mine], marker="o", markersize=3, label=name, color=colour,
+                linestyle="--" if released else "-")
+        ax.fill_between(x, [100 * r[6] for r in mine], [100 * r[7] for r in mine], color=colour, alpha=0.12)
     for level in paper_levels:
         ax.axvline(level, color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel(label + (" (weaker to the right)" if degradation == "noise" else ""))
-    ax.set_ylabel("accuracy (%), band = Wilson 95%")
-    ax.set_title(f"Accuracy vs {degradation}")
+    ax.set_ylabel("accuracy (%), band: 95 % interval")
+    ax.set_title(f"Accuracy vs {degradation} (dotted: the paper's levels)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    with atomic.atomic_path(dest) as tmp:
-        figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(figure)
+    figure.legend(loc="outside lower center", ncol=2, frameon=False)
+    return figure
 
 
 def csv_text(rows):
@@ -187,11 +196,12 @@ def main():
         (tmp / "curves.csv").write_text(csv_text(rows))
         (tmp / "inputs.json").write_text(json.dumps(inputs, indent=2) + "\n")
         for degradation in args.degradations:
-            plot(rows, degradation, tmp / f"robustness_{degradation}.png")
+            plotting.save(plot(rows, degradation), tmp / f"robustness_{degradation}")
         provenance.write(tmp, gpu=args.gpu, seeds={"degradations": args.seed}, wall_times={"sweep": wall},
-                         command="tools/robustness_curves.py", lmdb_dir=str(args.lmdb_dir), images=n_images,
-                         draws=args.draws, models={n: {"caffemodel": str(m), "deploy": str(d)}
-                                                   for n, (m, d) in models.items()})
+                         command="tools/robustness_curves.py", lmdb_dir=provenance.shown(args.lmdb_dir),
+                         images=n_images, draws=args.draws,
+                         models={n: {"caffemodel": provenance.shown(m), "deploy": provenance.shown(d)}
+                                 for n, (m, d) in models.items()})
     print(f"{len(rows)} points ({n_images} images x {args.draws} draws per level) in {wall} s -> {args.out}")
     return 0
 

@@ -19,6 +19,7 @@ from .errors import UserError
 
 MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32)
 NUM_CLASSES = len(neu.CLASSES)
+WORKER_BLAS_THREADS = 1  # per CPU evaluation process: the worker processes and the in-process path alike
 DEFAULT_BATCH = 10  # on the CPU, batch 10 is as fast as 50 (Caffe loops over images) in a quarter of the memory
 INPUT_BLOB = "data"
 OUTPUT_BLOB = "prob"
@@ -223,8 +224,15 @@ def latency_ms(deploy, model, image, repeats, gpu=None):
     return median_ms(net.forward, repeats)
 
 
+def blas_threads(count):
+    """A ``with`` context in which the BLAS libraries loaded in this process (Caffe's OpenBLAS among
+    them) use ``count`` threads."""
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(count, user_api="blas")
+
+
 def worker_pool(workers, initializer, initargs):
-    """A pool of ``workers`` fresh processes with single-threaded BLAS, each set up by ``initializer``.
+    """A pool of ``workers`` fresh processes with WORKER_BLAS_THREADS BLAS threads, each set up by ``initializer``.
 
     Caffe's CPU layers run one image at a time and only the matrix products use BLAS threads, so
     one single-threaded process per core is faster than one process with a thread per core.
@@ -233,7 +241,7 @@ def worker_pool(workers, initializer, initargs):
     import multiprocessing
     import os
     saved = os.environ.get("OPENBLAS_NUM_THREADS")
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    os.environ["OPENBLAS_NUM_THREADS"] = str(WORKER_BLAS_THREADS)
     try:
         return multiprocessing.get_context("spawn").Pool(workers, initializer, initargs)
     finally:
@@ -259,11 +267,14 @@ def predict_sources(deploy, model, sources, batch, workers=1, gpu=None, progress
     """{name: Predictions} of every source ({name: LmdbSource or ListSource}), in order.
 
     On the CPU with ``workers`` > 1, shards of ``shard`` images (default 10 batches) go to that many
-    worker processes; on a GPU, or with one worker, the net runs in this process.
+    worker processes; on a GPU, or with one worker, the net runs in this process, with the workers'
+    BLAS thread count: a matrix product split over another number of threads sums in another order,
+    so the probabilities would depend on ``workers`` in their last bits.
     """
     if gpu is not None or workers <= 1:
         net = load_net(deploy, model, batch, gpu)
-        return {name: predict(net, source.read(), str(source), progress) for name, source in sources.items()}
+        with blas_threads(WORKER_BLAS_THREADS):
+            return {name: predict(net, source.read(), str(source), progress) for name, source in sources.items()}
     load_net(deploy, model, 1)  # fail here, with one clear error, rather than in every worker
     shard = shard or 10 * batch
     jobs = []
@@ -318,19 +329,35 @@ def predictions_file(subset):
     return f"predictions_{subset}.csv"
 
 
-def accuracy_entry(correct, total):
-    low, high = stats.wilson_interval(correct, total)
-    return {"correct": int(correct), "total": int(total), "accuracy": correct / total, "ci95": [low, high]}
+def clusters_of(subset, keys):
+    """What the statistics treat as one sampling unit, per record of ``subset`` (POOLED included): None
+    for the original images (each independent), else the base test image of each degraded draw."""
+    if subset not in DEGRADED and subset != POOLED:
+        return None
+    try:
+        return [stats.cluster_of(key) for key in keys]
+    except ValueError as e:
+        raise UserError(f"{subset}: {e}: the draws of one test image must be recognisable to pool them "
+                        "(rebuild the subset with tools/make_enhanced.py and tools/build_lmdb.py)") from e
+
+
+def accuracy_entry(subset, keys, correct):
+    """Correct, total, accuracy and the 95 % interval (independent or clustered, see clusters_of) of
+    the records ``keys`` of ``subset`` with per-record ``correct``."""
+    correct = np.asarray(correct, bool)
+    interval = stats.accuracy_interval(correct, clusters_of(subset, keys))
+    return {"correct": int(correct.sum()), "total": int(correct.size), "accuracy": float(correct.mean()),
+            "ci95": [interval.low, interval.high], "ci95_method": interval.method}
 
 
 def summarise(results):
     """({subset: accuracy entry}, {subset: confusion}) of {subset: Predictions}, plus POOLED when
     every degraded subset is there."""
-    accuracy = {s: accuracy_entry(int(p.correct.sum()), len(p)) for s, p in results.items()}
+    accuracy = {s: accuracy_entry(s, p.keys, p.correct) for s, p in results.items()}
     confusion = {s: p.confusion() for s, p in results.items()}
     if all(s in results for s in DEGRADED):
-        accuracy[POOLED] = accuracy_entry(sum(accuracy[s]["correct"] for s in DEGRADED),
-                                          sum(accuracy[s]["total"] for s in DEGRADED))
+        accuracy[POOLED] = accuracy_entry(POOLED, sum((results[s].keys for s in DEGRADED), []),
+                                          np.concatenate([results[s].correct for s in DEGRADED]))
         confusion[POOLED] = sum(confusion[s] for s in DEGRADED)
     return accuracy, confusion
 
@@ -356,7 +383,7 @@ def write_eval_dir(out, name, inputs, model_bytes, results, timing, gpu=None, co
 
 
 def print_accuracy(name, accuracy):
-    """One line per subset: accuracy, Wilson 95% interval, counts."""
+    """One line per subset: accuracy, 95% interval (accuracy_entry), counts."""
     for subset, entry in accuracy.items():
         low, high = entry["ci95"]
         print(f"{name:24s} {subset:9s} {100 * entry['accuracy']:6.2f}%  [{100 * low:.2f}, {100 * high:.2f}]  "

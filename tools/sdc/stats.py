@@ -85,24 +85,6 @@ def mcnemar_exact_p(b, c):
     return float(min(Fraction(1), Fraction(2 * tail, 2 ** n)))
 
 
-@dataclass(frozen=True)
-class McNemar:
-    b: int      # images the first classifier gets right and the second wrong
-    c: int      # images the first gets wrong and the second right
-    p: float
-
-    @property
-    def n_discordant(self):
-        return self.b + self.c
-
-
-def mcnemar(correct_first, correct_second):
-    """McNemar's test of two classifiers' per-image correctness on the same images (same order)."""
-    first, second = _paired(correct_first, correct_second)
-    b, c = int(np.sum(first & ~second)), int(np.sum(~first & second))
-    return McNemar(b, c, mcnemar_exact_p(b, c))
-
-
 def cluster_of(key):
     """The base test image of a prediction record, e.g. "crazing/Cr_1" for all of
     "00000000_crazing/Cr_1.bmp" (original), "00000001_noise_20/crazing/Cr_1_1.png" (draw 1 of a

@@ -1,8 +1,10 @@
 """tools/bundle_caffe.sh: the CPU build, bundled and unpacked elsewhere, runs with an empty
 environment through its launcher, holds every library it needs and none the target supplies."""
 import json
+import os
 import re
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -10,7 +12,8 @@ import pytest
 
 from sdc import caffe_env
 
-SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "bundle_caffe.sh"
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "tools" / "bundle_caffe.sh"
 MAX_BYTES = 20 * 1000 * 1000
 # What the target machine supplies: the C/C++ runtime (glibc's libraries, libstdc++, libgcc_s) and
 # NVIDIA's libraries.
@@ -71,6 +74,41 @@ def test_bundle_is_small_and_names_its_build(bundle):
     listed = json.loads((root / "bundle.json").read_text())["sha256"]
     on_disk = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
     assert on_disk - set(listed) == {"bundle.json", "bin/caffe-run"}
+    assert (root / caffe_env.PB2_FILE).read_bytes() == (caffe_env.prefix() / caffe_env.PB2_FILE).read_bytes()
+
+
+# In a process that never imports pycaffe (as on a GPU machine without it): caffe.proto, the build's
+# record and the caffe tool, all from the bundle that CAFFE_PREFIX names.
+WITHOUT_PYCAFFE = """
+import json, sys
+from sdc import caffe_env
+pb2 = caffe_env.caffe_pb2()
+solver = caffe_env.read_proto("solvers/SDC-SN_sgd_solver.prototxt", pb2.SolverParameter())
+datum = pb2.Datum.FromString(pb2.Datum(channels=3, height=1, width=1, data=b"abc", label=4).SerializeToString())
+print(json.dumps({"pb2": pb2.__file__, "pycaffe_imported": "caffe" in sys.modules, "type": solver.type,
+                  "label": datum.label, "variant": caffe_env.build_info()["variant"],
+                  "caffe": str(caffe_env.caffe_bin())}))
+"""
+
+
+def test_bundle_serves_caffe_proto_build_info_and_the_tool_without_pycaffe(bundle):
+    _, root = bundle
+    env = dict(os.environ, CAFFE_PREFIX=str(root), PYTHONPATH=str(REPO / "tools"))
+    run = subprocess.run([sys.executable, "-c", WITHOUT_PYCAFFE], capture_output=True, text=True, env=env,
+                         cwd=REPO, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(run.stdout) == {"pb2": str(root / caffe_env.PB2_FILE), "pycaffe_imported": False,
+                                      "type": "SGD", "label": 4, "variant": caffe_env.build_info()["variant"],
+                                      "caffe": str(root / "bin" / "caffe-run")}
+
+
+def test_caffe_proto_from_a_prefix_is_the_module_pycaffe_then_uses():
+    code = ("from sdc import caffe_env; pb2 = caffe_env.caffe_pb2(); import caffe; "
+            "from caffe.proto import caffe_pb2; print(pb2 is caffe_pb2, caffe.io.caffe_pb2 is pb2)")
+    env = dict(os.environ, CAFFE_PREFIX=str(caffe_env.prefix()), PYTHONPATH=str(REPO / "tools"), GLOG_minloglevel="2")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["True", "True"]
 
 
 def test_bundle_holds_no_library_the_target_supplies(bundle):

@@ -1,17 +1,23 @@
-"""The GPU session's parts that run here: Caffe's dump_net_io (patch 0006), tools/compare_net_io.py,
-tools/make_session_nets.py, and tools/gpu_session.sh end to end in its CPU dry-run mode."""
+"""The GPU sessions' parts that run here: Caffe's dump_net_io (patch 0006), tools/compare_net_io.py,
+tools/make_session_nets.py, tools/gpu_session.sh end to end in its CPU dry-run mode, and the
+paper-schedule kit (tools/gpu_paper_run.py, tools/adopt_gpu_runs.py) rehearsed on the CPU: the same
+script, a CPU bundle, two per-class images and a two-update schedule over two windows."""
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import compare_net_io
+import gpu_paper_run
 import make_session_nets
-from sdc import caffe_env
+from sdc import caffe_env, paper_kit
 
 REPO = Path(__file__).resolve().parents[1]
 QUIET = dict(os.environ, GLOG_minloglevel="2")
@@ -101,7 +107,26 @@ def test_caffe_engine_nets_differ_only_in_engines(caffe):
     assert changed > 50
 
 
+def test_compare_on_rel_l2_passes_one_element_far_off(tmp_path):
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "gpu").mkdir()
+    reference = np.sin(np.arange(1_000_000, dtype=np.float64)).astype(np.float32)
+    candidate = reference.copy()
+    candidate[7] = 0.0   # e.g. a ReLU whose input rounded to the other side of 0
+    np.save(tmp_path / "ref" / "a.npy", reference)
+    np.save(tmp_path / "gpu" / "a.npy", candidate)
+    off = abs(float(reference[7]))   # |sin 7| = 0.657
+    l2 = compare_net_io.compare(tmp_path / "ref", tmp_path / "gpu", rtol=1e-3, metric="rel_l2")
+    assert l2["passed"] and l2["metric"] == "rel_l2"
+    row = l2["arrays"]["a"]
+    assert row["rel_l2"] == pytest.approx(off / np.linalg.norm(reference.astype(np.float64)), rel=1e-6)
+    assert row["rel_l2"] < 1e-3 < row["rel_max"] == pytest.approx(off / np.abs(reference).max(), rel=1e-6)
+    assert compare_net_io.compare(tmp_path / "ref", tmp_path / "gpu", rtol=1e-3)["failed"] == ["a"]
+
+
 def test_dry_run_runs_every_step_on_the_cpu(tmp_path):
+    if not (caffe_env.prefix() / "bin" / "caffe_unit_tests").is_file():
+        pytest.skip("Caffe's C++ unit tests are not built: run tools/run_tests.sh --with-caffe-tests")
     run = subprocess.run(["bash", str(REPO / "tools" / "gpu_session.sh"), "dry-run", "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=3600)
     summary = (tmp_path / "summary.txt").read_text()
@@ -116,3 +141,174 @@ def test_dry_run_runs_every_step_on_the_cpu(tmp_path):
         assert result["passed"] and all(row["rel_max"] == 0.0 for row in result["arrays"].values())
     timed = [line for line in summary.splitlines() if line.startswith("time SDC-SN")]
     assert len(timed) == 6 and all("Forward-Backward:" in line for line in timed), summary
+
+
+# ---- the paper-schedule kit ---------------------------------------------------------------------
+def test_the_kept_snapshot_is_the_latest_on_an_epoch_boundary():
+    assert paper_kit.epoch_snapshot([8, 16, 21], 8) == 16      # 21: where SIGINT stopped Caffe
+    assert paper_kit.epoch_snapshot([5], 8) is None
+    assert paper_kit.epoch_snapshot([180, 540, 600], 180) == 540
+
+
+FAKE_TRAINING = """
+import signal, subprocess, sys, time
+mode, mark = sys.argv[1], sys.argv[2]
+if mode == "deaf":                       # a training that ignores SIGINT: killed at the hard limit
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    time.sleep(60)
+# train.py's child, as Caffe: SIGINT makes it write its snapshot mark and stop
+child = subprocess.Popen([sys.executable, "-c", "import signal, sys, time\\n"
+    "signal.signal(signal.SIGINT, lambda *_: (open(sys.argv[1], 'w').write('snapshot'), sys.exit(0)))\\n"
+    "time.sleep(60)", mark])
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent leaves the stop to its child
+child.wait()
+sys.exit(130)
+"""
+
+
+def test_the_deadline_stops_every_training_by_sigint_to_its_process_group(tmp_path):
+    script = tmp_path / "fake.py"
+    script.write_text(FAKE_TRAINING)
+    commands = {name: [sys.executable, str(script), mode, str(tmp_path / f"{name}.mark")]
+                for name, mode in (("a", "obeys"), ("b", "deaf"), ("c", "obeys"))}
+    lines = []
+    now = time.monotonic()
+    done = gpu_paper_run.schedule(commands, 2, now + 3, now + 8, dict(os.environ), tmp_path, lines.append, now,
+                                  min_start=1)
+    assert sorted(done) == ["a", "b"]   # c had no slot before the deadline, and none may start after it
+    assert done["a"]["exit"] == 130 and done["a"]["interrupted"]
+    assert (tmp_path / "a.mark").read_text() == "snapshot"   # the SIGINT reached the grandchild
+    assert done["b"]["exit"] == -9 and not (tmp_path / "b.mark").exists()
+    assert "deadline: SIGINT to a" in lines and "FAIL: b still running at the hard limit: SIGKILL" in lines
+
+
+@pytest.fixture(scope="module")
+def tiny_lmdbs(tmp_path_factory, neu_dir):
+    """The three LMDBs of the kit from the first two images per class, built here."""
+    out = tmp_path_factory.mktemp("lmdb")
+    run = subprocess.run([sys.executable, str(REPO / "tools" / "build_lmdb.py"), "--neu-dir", str(neu_dir),
+                          "--out", str(out), "--only", *paper_kit.LMDB_TARGETS, "--per-class", "2"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return out
+
+
+def test_a_window_stops_unless_its_lmdbs_equal_the_kit_records(tiny_lmdbs):
+    from sdc import lmdb_io
+    from build_lmdb import lmdb_name
+    kit_info = {"lmdbs": {t: paper_kit.lmdb_identity(tiny_lmdbs / lmdb_name(t))
+                          for t in paper_kit.LMDB_TARGETS}}
+    assert kit_info["lmdbs"]["train"]["count"] == 12 and kit_info["lmdbs"]["train_aug8"]["count"] == 96
+    assert gpu_paper_run.check_lmdbs(kit_info, tiny_lmdbs, paper_kit.LMDB_TARGETS) == []
+    digest = hashlib.sha256()
+    for key, image, label in lmdb_io.read(tiny_lmdbs / "test_original_lmdb"):
+        value = lmdb_io.encode(image[0], label)
+        digest.update(len(key).to_bytes(4, "little") + key.encode() + len(value).to_bytes(8, "little") + value)
+    assert kit_info["lmdbs"]["original"]["records_sha256"] == digest.hexdigest()
+    kit_info["lmdbs"]["original"]["records_sha256"] = "0" * 64
+    (problem,) = gpu_paper_run.check_lmdbs(kit_info, tiny_lmdbs, ["original"])
+    assert problem.startswith("test_original_lmdb: records_sha256 ") and problem.endswith(f"{'0' * 64} in the kit")
+
+
+@pytest.fixture(scope="module")
+def rehearsal(tmp_path_factory, tiny_lmdbs, neu_dir, decoded_caffemodel):
+    """prepare from the CPU build, then two windows of `run --cpu` (the first stops after one update,
+    the second finishes the two-update schedule), each adopted."""
+    root = tmp_path_factory.mktemp("rehearsal")
+    quick_xz = dict(os.environ, XZ_OPT="-1")   # NEU-CLS packed fast; the GPU kit's is -9
+    tool = [sys.executable, str(REPO / "tools" / "gpu_paper_run.py")]
+    adopt = [sys.executable, str(REPO / "tools" / "adopt_gpu_runs.py")]
+    py_version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    prepared = subprocess.run(tool + ["prepare", "--prefix", str(caffe_env.prefix()), "--kit", str(root / "kit"),
+                                      "--partial", str(root / "partial"), "--lmdb-dir", str(tiny_lmdbs),
+                                      "--neu-dir", str(neu_dir), "--neu-archive", str(root / "neu-cls.tar.xz"),
+                                      "--weights", str(decoded_caffemodel),
+                                      "--wheel-python", py_version],
+                              capture_output=True, text=True, env=quick_xz, timeout=1800)
+    assert prepared.returncode == 0, prepared.stderr[-3000:]
+    windows = []
+    for n, extra in ((1, ["--stop-after", "1"]), (2, [])):
+        out = root / f"out{n}"
+        ran = subprocess.run(tool + ["run", "--cpu", "--kit", str(root / "kit"), "--out", str(out),
+                                     "--work", str(root / "work"), "--partial", str(root / "partial"),
+                                     "--max-iter", "2", "--only", "SDC-SN-ELF-MRF", "ETE", "--literal-batching",
+                                     "--budget", "1500", *extra], capture_output=True, text=True, timeout=1800)
+        assert ran.returncode == 0, (out / "summary.txt").read_text() + ran.stderr[-3000:]
+        adopted = subprocess.run(adopt + [str(out), "--runs-dir", str(root / "runs"), "--partial", str(root / "partial")],
+                                 capture_output=True, text=True, timeout=600)
+        assert adopted.returncode == 0, adopted.stderr[-3000:]
+        windows.append({"out": out, "session": json.loads((out / paper_kit.SESSION_FILE).read_text()),
+                        "summary": (out / paper_kit.SUMMARY_FILE).read_text(), "adopted": adopted.stdout,
+                        "partial": sorted(p.name for p in (root / "partial").iterdir())})
+    return root, prepared, windows
+
+
+def test_rehearsal_kit_fits_one_call_and_records_the_lmdbs(rehearsal, tiny_lmdbs):
+    root, prepared, _ = rehearsal
+    kit = json.loads((root / "kit" / paper_kit.KIT_FILE).read_text())
+    assert prepared.stdout.strip() == str(root / "kit")
+    assert kit["per_class"] == 2 and kit["weights"] == "squeezenet_v1.0_dc.caffemodel"
+    assert kit["wheel"].startswith("lmdb-") and f"cp{sys.version_info.major}{sys.version_info.minor}" in kit["wheel"]
+    assert kit["lmdbs"]["train"] == paper_kit.lmdb_identity(tiny_lmdbs / "train_lmdb")
+    travel = kit["travel_bytes"]
+    assert travel["working_tree"] + travel["kit"] <= travel["limit"] == 64 * 2**20
+    assert set(kit["files"]) >= {paper_kit.BUNDLE, paper_kit.NEU_ARCHIVE, f"wheels/{kit['wheel']}",
+                                 "weights/squeezenet_v1.0_dc.caffemodel", "gate/SDC-SN-ELF-MRF_b2_cudnn.prototxt"}
+
+
+def test_rehearsal_windows_pass_the_gate_and_run_without_pycaffe(rehearsal):
+    root, _, windows = rehearsal
+    for window in windows:
+        summary, session = window["summary"], window["session"]
+        assert summary.count(": PASS; max rel_l2 0.00e+00") == 3, summary
+        assert "LMDBs train, original, train_aug8: identical to the kit's" in summary
+        assert "FAIL" not in summary
+        modules = session["python_modules"]
+        assert modules["caffe_pb2"] == str(root / "work" / "caffe" / session["bundle"] / caffe_env.PB2_FILE)
+        assert modules["lmdb"].startswith(str(root / "work" / "site"))
+        assert session["environment"] == {"NVIDIA_TF32_OVERRIDE": "0"} and session["mode"] == "CPU rehearsal"
+        returned = sorted(p.name for p in window["out"].iterdir())
+        assert returned == ["ETE.tar.gz", "SDC-SN-ELF-MRF.tar.gz", "logs.tar.gz", "session.json", "summary.txt"]
+        assert all((window["out"] / name).stat().st_size <= paper_kit.RETURN_FILE_LIMIT for name in returned)
+
+
+def test_rehearsal_first_window_returns_what_the_second_resumes(rehearsal):
+    root, _, (first, second) = rehearsal
+    jobs = first["session"]["jobs"]
+    assert {name: (j["start_iteration"], j["reached"], j["returned_iteration"], j["target_iteration"])
+            for name, j in jobs.items()} == {"SDC-SN-ELF-MRF": (0, 1, 1, 2), "ETE": (0, 1, 1, 2)}
+    assert first["partial"] == ["ETE.tar.gz", "SDC-SN-ELF-MRF.tar.gz"]
+    with tarfile.open(first["out"] / "SDC-SN-ELF-MRF.tar.gz") as tar:
+        snapshots = sorted(Path(n).name for n in tar.getnames() if "/snapshots/" in n)
+    assert snapshots == ["SDC-SN-ELF-MRF_iter_1.caffemodel", "SDC-SN-ELF-MRF_iter_1.solverstate"]
+    jobs = second["session"]["jobs"]
+    assert {name: (j["start_iteration"], j["reached"], j["returned_iteration"]) for name, j in jobs.items()} == \
+        {"SDC-SN-ELF-MRF": (1, 2, 2), "ETE": (1, 2, 2)}
+    assert second["partial"] == ["ETE.finished.json", "SDC-SN-ELF-MRF.finished.json"]
+    logs = sorted((root / "runs" / "SDC-SN-ELF-MRF").glob("train-*.log"))
+    assert len(logs) == 2 and "Resuming from snapshots/SDC-SN-ELF-MRF_iter_1.solverstate" in logs[1].read_text()
+
+
+def test_rehearsal_adoption_makes_normal_run_folders(rehearsal):
+    root, _, (_, second) = rehearsal
+    for name, variant in (("SDC-SN-ELF-MRF", "SDC-SN-ELF-MRF"), ("ETE", "ETE")):
+        run_dir = root / "runs" / name
+        final = run_dir / "final.caffemodel"
+        assert final.read_bytes() == (run_dir / "snapshots" / f"{variant}_iter_2.caffemodel").read_bytes()
+        note = json.loads((root / "partial" / f"{name}.finished.json").read_text())
+        assert note["final_caffemodel_sha1"] == hashlib.sha1(final.read_bytes()).hexdigest()
+        assert note["iteration"] == 2 and note["windows"] == 2
+        curve = (run_dir / "learning_curve.csv").read_text().splitlines()
+        assert [line.split(",")[0] for line in curve[1:]] == ["0", "1", "2"]
+        windows = json.loads((run_dir / "provenance.json").read_text())["gpu_windows"]
+        assert [(w["start_iteration"], w["reached"]) for w in windows] == [(0, 1), (1, 2)]
+        assert all(w["environment"] == {"NVIDIA_TF32_OVERRIDE": "0"} and w["batching"] == "literal"
+                   and w["seconds"] > 0 and w["mode"] == "CPU rehearsal" for w in windows)
+        assert f"{name}: finished at iteration 2" in second["adopted"]
+
+
+def test_adopt_without_a_session_is_one_line(tmp_path):
+    run = subprocess.run([sys.executable, str(REPO / "tools" / "adopt_gpu_runs.py"), str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1
+    assert run.stderr.startswith(f"error: {tmp_path / 'session.json'} not found")

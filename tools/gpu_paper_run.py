@@ -130,23 +130,19 @@ def prepare(args):
     from sdc import provenance, weights
     prefix = Path(args.prefix) if args.prefix else cuda_prefix()
     states = {job.name: paper_kit.state(args.partial, job) for job in paper_kit.JOBS}
-    identities = {}
-    for target in paper_kit.LMDB_TARGETS:
-        from build_lmdb import lmdb_name
-        identities[target] = paper_kit.lmdb_identity(Path(args.lmdb_dir) / lmdb_name(target))
+    from build_lmdb import lmdb_name
+    identities = {target: paper_kit.lmdb_identity(Path(args.lmdb_dir) / lmdb_name(target))
+                  for target in paper_kit.LMDB_TARGETS}
     per_class = provenance.read(args.lmdb_dir).get("per_class")   # tools/build_lmdb.py --per-class, if any
     with atomic.atomic_path(args.kit) as kit:
         kit.mkdir()
         print(f"bundling {prefix}", file=sys.stderr)
         subprocess.run(["bash", str(TOOLS / "bundle_caffe.sh"), str(prefix), "--out", str(kit / paper_kit.BUNDLE)],
                        check=True, stdout=subprocess.DEVNULL)
-        if args.neu_archive and Path(args.neu_archive).is_file():
-            shutil.copyfile(args.neu_archive, kit / paper_kit.NEU_ARCHIVE)
-        else:
-            print("packing NEU-CLS", file=sys.stderr)
-            pack_neu(args.neu_dir, kit / paper_kit.NEU_ARCHIVE)
-            if args.neu_archive:
-                shutil.copyfile(kit / paper_kit.NEU_ARCHIVE, args.neu_archive)
+        if not Path(args.neu_archive).is_file():
+            print(f"packing NEU-CLS into {args.neu_archive}", file=sys.stderr)
+            pack_neu(args.neu_dir, args.neu_archive)
+        shutil.copyfile(args.neu_archive, kit / paper_kit.NEU_ARCHIVE)
         wheel = download_lmdb_wheel(kit / paper_kit.WHEELS, args.wheel_python)
         with contextlib.redirect_stdout(sys.stderr):
             make_session_nets.main([str(kit / paper_kit.GATE), "--batch", "2"])
@@ -164,8 +160,9 @@ def prepare(args):
                 waiting = fresh
         tree, total_kit = travel_bytes(kit)
         if tree + total_kit > paper_kit.TRAVEL_LIMIT:
-            raise UserError(f"the working tree ({tree:,} bytes) and the kit ({total_kit:,} bytes) exceed the "
-                            f"{paper_kit.TRAVEL_LIMIT:,} bytes one call carries: commit fewer large files")
+            raise UserError(f"the working tree ({tree:,} bytes, untracked files included) and the kit "
+                            f"({total_kit:,} bytes) exceed the {paper_kit.TRAVEL_LIMIT:,} bytes one call carries: "
+                            "move large untracked files out of the working tree")
         info = {"git_commit": provenance.git_commit(),
                 "caffe_build": json.loads((prefix.parent / "BUILD_INFO.json").read_text()),
                 "lmdbs": identities, "per_class": per_class,
@@ -337,8 +334,8 @@ def train_command(job, args, kit, kit_info, lmdb_dir, run_dir, snapshot_interval
     return command
 
 
-def schedule(commands, concurrency, stop_at, kill_at, env, log_dir, say, started):
-    """Run {name: command} in order, ``concurrency`` at a time; none starts within MIN_START_S of
+def schedule(commands, concurrency, stop_at, kill_at, env, log_dir, say, started, min_start=MIN_START_S):
+    """Run {name: command} in order, ``concurrency`` at a time; none starts within ``min_start`` s of
     ``stop_at``; at ``stop_at`` every running one gets SIGINT (to its process group: train.py and
     Caffe), at ``kill_at`` SIGKILL. Returns {name: {"exit": status or None, "seconds": s,
     "interrupted": bool}} of those started."""
@@ -347,7 +344,7 @@ def schedule(commands, concurrency, stop_at, kill_at, env, log_dir, say, started
     interrupted = killed = False
     while queue or running:
         now = time.monotonic()
-        while queue and len(running) < concurrency and stop_at - now > MIN_START_S:
+        while queue and len(running) < concurrency and stop_at - now > min_start:
             name, command = queue.pop(0)
             log = open(log_dir / f"{name}.out", "w")
             proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -440,7 +437,12 @@ def run_steps(args, window, kit, kit_info, work):
     env = dict(os.environ, **TF32_ENV, CAFFE_PREFIX=str(bundle), CAFFE_CUDA_LIBS=":".join(folders),
                GLOG_minloglevel="0", PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join([str(work / "site"), str(TOOLS)]))
-    record.update(caffe_build=json.loads((bundle / "BUILD_INFO.json").read_text()), wheels=wheels,
+    import lmdb   # the carried wheel
+    from google import protobuf
+    from sdc import caffe_env
+    record["python_modules"] = {"lmdb": lmdb.__file__, "caffe_pb2": caffe_env.caffe_pb2().__file__,
+                                "protobuf": protobuf.__version__}
+    record.update(bundle=bundle_name, caffe_build=json.loads((bundle / "BUILD_INFO.json").read_text()), wheels=wheels,
                   cuda_libraries=cuda, versions=cuda_versions(folders) if folders else {},
                   gpu=None if args.cpu else gpu_description(), python=sys.version.split()[0])
     window.step("unpack", t)
@@ -574,7 +576,8 @@ def main(argv=None):
     p.add_argument("--partial", type=Path, default=paper_kit.PARTIAL_DIR, help="default: %(default)s")
     p.add_argument("--lmdb-dir", type=Path, default=None, help="the LMDBs built here (default: datasets/work/lmdb)")
     p.add_argument("--neu-dir", help="NEU-CLS (default: $NEU_DIR, else datasets/NEU-CLS)")
-    p.add_argument("--neu-archive", type=Path, help="reuse this NEU-CLS archive if it exists, else write it there")
+    p.add_argument("--neu-archive", type=Path, default=paper_kit.KIT_DIR.parent / "neu-cls.tar.xz",
+                   help="NEU-CLS packed for the kit: reused if it exists, else written there (default: %(default)s)")
     p.add_argument("--weights", help="ImageNet initialisation (default: the one tools/train.py takes)")
     p.add_argument("--wheel-python", default="3.12", help="Python version of the GPU machine (default: %(default)s)")
     r = sub.add_parser("run", help="train (GPU machine)")

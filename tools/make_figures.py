@@ -85,7 +85,7 @@ def comparison_figure(table, rows, title):
                         yerr=[np.maximum(values - lows, 0), np.maximum(highs - values, 0)], fmt="o", markersize=3.5,
                         color=OURS_COLOUR, elinewidth=1, capsize=2, label=OURS_LABEL)
         else:
-            why = next((c.missing for c in row.cells if c.missing), "not run")
+            why = next((c.missing for c in row.cells if c.missing), "not run").split(" (")[0]  # details: tables.md
             ax.text(0.5, 0.5, textwrap.fill(f"ours: {why}", 34, break_long_words=False), transform=ax.transAxes, ha="center", va="center",
                     fontsize=8)
         paper = [(i, c.paper.value) for i, c in enumerate(row.cells) if c.paper is not None]

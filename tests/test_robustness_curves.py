@@ -26,11 +26,14 @@ def lmdb_dir(caffe, tmp_path_factory, neu_dir):
     return root
 
 
+def command(lmdb_dir, out, model):
+    return [sys.executable, str(REPO / "tools" / "robustness_curves.py"),
+            "--model", "released/SDC-SN-ELF-MRF", str(model), str(MRF_DEPLOY),
+            "--lmdb-dir", str(lmdb_dir), "--out", str(out), "--degradations", "blur"]
+
+
 def sweep(lmdb_dir, out, model, *args):
-    run = subprocess.run([sys.executable, str(REPO / "tools" / "robustness_curves.py"),
-                          "--model", "released/SDC-SN-ELF-MRF", str(model), str(MRF_DEPLOY),
-                          "--lmdb-dir", str(lmdb_dir), "--out", str(out), "--degradations", "blur", *args],
-                         capture_output=True, text=True)
+    run = subprocess.run(command(lmdb_dir, out, model) + list(args), capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     with open(out / "curves.csv", newline="") as f:
         return list(csv.DictReader(f))
@@ -49,6 +52,15 @@ def test_robustness_curves_sweep_every_level(lmdb_dir, released_dir, tmp_path):
     assert (out / "robustness_blur.pdf").read_bytes()[:5] == b"%PDF-"
     record = json.loads((out / "provenance.json").read_text())
     assert record["models"]["released/SDC-SN-ELF-MRF"]["deploy"] == "prototxt/SDC-SN-ELF-MRF_deploy.prototxt"
+    again = subprocess.run(command(lmdb_dir, out, released_dir / "SDC-SN-ELF-MRF.caffemodel") + ["--batch", "6"],
+                           capture_output=True, text=True)
+    assert again.returncode == 0 and again.stdout.strip() == f"{out}: up to date"
+    # a folder without one of its plots (as written before the PDFs were) is swept again
+    (out / "robustness_blur.pdf").unlink()
+    redone = subprocess.run(command(lmdb_dir, out, released_dir / "SDC-SN-ELF-MRF.caffemodel") + ["--batch", "6"],
+                            capture_output=True, text=True)
+    assert redone.returncode == 0 and "up to date" not in redone.stdout
+    assert (out / "robustness_blur.pdf").is_file()
 
 
 def test_draws_of_one_image_count_as_that_image(lmdb_dir, released_dir, tmp_path):

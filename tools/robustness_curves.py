@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Accuracy against the strength of each degradation (beyond the paper): noise SNR 10-50 dB,
-luminance alpha 0-1.2, motion-blur length 1-9.
+"""Accuracy against the strength of each degradation (beyond the paper): luminance alpha 0-1.2,
+noise SNR 10-50 dB, motion-blur length 1-9.
 
     tools/robustness_curves.py --model SDC-SN-ELF-MRF runs/paper/SDC-SN-ELF-MRF/final.caffemodel \\
                                    prototxt/SDC-SN-ELF-MRF_deploy.prototxt \\
@@ -13,7 +13,8 @@ draw from its own seeded stream, so every model sees the same pixels. Writes to 
   curves.csv (model, degradation, level, correct, total, accuracy, 95% interval: Wilson's, or with
              --draws > 1 Wilson's at the effective sample size of the test images, whose draws are
              not independent: sdc.stats.accuracy_interval),
-  robustness_<degradation>.png and .pdf (dotted: the paper's levels), provenance.json.
+  robustness_<degradation>.png and .pdf (dotted: the paper's levels), provenance.json, inputs.json.
+Skips the sweep when --out holds all of these from the same inputs (--force redoes it).
 """
 import argparse
 import csv
@@ -145,6 +146,12 @@ def plot(rows, degradation):
     return figure
 
 
+def output_files(degradations):
+    """What a sweep writes besides inputs.json: a folder missing one of them is swept again."""
+    plots = [path.name for d in degradations for path in plotting.paths(f"robustness_{d}")]
+    return ["curves.csv", provenance.FILE_NAME, *plots]
+
+
 def csv_text(rows):
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -185,7 +192,8 @@ def main():
               "per_class": args.per_class, "draws": args.draws, "seed": args.seed,
               "degradations": list(args.degradations)}
     previous = args.out / "inputs.json"
-    if not args.force and previous.is_file() and json.loads(previous.read_text()) == inputs:
+    if (not args.force and previous.is_file() and json.loads(previous.read_text()) == inputs
+            and all((args.out / name).is_file() for name in output_files(args.degradations))):
         print(f"{args.out}: up to date")
         return 0
     start = time.perf_counter()

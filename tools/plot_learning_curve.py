@@ -21,7 +21,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not caffe_log.run_logs(args.run_dir):
         raise UserError(f"no train-*.log in {args.run_dir}: pass a run folder of tools/train.py")
-    rows = caffe_log.write_learning_curve(args.run_dir, str(args.run_dir))
+    rows = caffe_log.write_learning_curve(args.run_dir, args.run_dir.resolve().name)  # no machine path in a figure
     print(f"{args.run_dir / 'learning_curve.csv'}: {len(rows)} iterations, "
           f"last {rows[-1]['iteration'] if rows else 'none'}; {args.run_dir / 'learning_curve.png'}")
     return 0

@@ -139,8 +139,7 @@ class Evaluation:
         if label is not None:
             chosen = np.flatnonzero(labels == label)
             keys, labels, preds = [keys[i] for i in chosen], labels[chosen], preds[chosen]
-        clusters = None if subset == "original" else [stats.cluster_of(k) for k in keys]
-        return keys, labels == preds, clusters
+        return keys, labels == preds, evaluation.clusters_of(subset, keys)
 
 
 def load_not_run(eval_dir):

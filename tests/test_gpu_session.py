@@ -144,6 +144,13 @@ def test_dry_run_runs_every_step_on_the_cpu(tmp_path):
 
 
 # ---- the paper-schedule kit ---------------------------------------------------------------------
+def test_fine_tuned_jobs_share_one_lane_so_one_state_is_left_at_a_deadline():
+    assert gpu_paper_run.lanes_of(paper_kit.JOBS, 2) == [
+        ["SDC-SN-ELF-MRF", "SDC-SN-ELF", "SDC-SN", "SDC-SN-ELF-MRF_adam"], ["ETE"]]
+    assert gpu_paper_run.lanes_of(paper_kit.JOBS, 1) == [[job.name for job in paper_kit.JOBS]]
+    assert gpu_paper_run.lanes_of(paper_kit.JOBS[:1], 2) == [["SDC-SN-ELF-MRF"]]
+
+
 def test_the_kept_snapshot_is_the_latest_on_an_epoch_boundary():
     assert paper_kit.epoch_snapshot([8, 16, 21], 8) == 16      # 21: where SIGINT stopped Caffe
     assert paper_kit.epoch_snapshot([5], 8) is None
@@ -173,9 +180,9 @@ def test_the_deadline_stops_every_training_by_sigint_to_its_process_group(tmp_pa
                 for name, mode in (("a", "obeys"), ("b", "deaf"), ("c", "obeys"))}
     lines = []
     now = time.monotonic()
-    done = gpu_paper_run.schedule(commands, 2, now + 3, now + 8, dict(os.environ), tmp_path, lines.append, now,
-                                  min_start=1)
-    assert sorted(done) == ["a", "b"]   # c had no slot before the deadline, and none may start after it
+    done = gpu_paper_run.schedule(commands, [["a", "c"], ["b"]], now + 3, now + 8, dict(os.environ), tmp_path,
+                                  lines.append, now, min_start=1)
+    assert sorted(done) == ["a", "b"]   # c waited behind a, and nothing starts after the deadline
     assert done["a"]["exit"] == 130 and done["a"]["interrupted"]
     assert (tmp_path / "a.mark").read_text() == "snapshot"   # the SIGINT reached the grandchild
     assert done["b"]["exit"] == -9 and not (tmp_path / "b.mark").exists()
@@ -253,7 +260,7 @@ def test_rehearsal_kit_fits_one_call_and_records_the_lmdbs(rehearsal, tiny_lmdbs
     travel = kit["travel_bytes"]
     assert travel["working_tree"] + travel["kit"] <= travel["limit"] == 64 * 2**20
     assert set(kit["files"]) >= {paper_kit.BUNDLE, paper_kit.NEU_ARCHIVE, f"wheels/{kit['wheel']}",
-                                 "weights/squeezenet_v1.0_dc.caffemodel", "gate/SDC-SN-ELF-MRF_b2_cudnn.prototxt"}
+                                 "weights/squeezenet_v1.0_dc.caffemodel.xz", "gate/SDC-SN-ELF-MRF_b2_cudnn.prototxt"}
 
 
 def test_rehearsal_windows_pass_the_gate_and_run_without_pycaffe(rehearsal):

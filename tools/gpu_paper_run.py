@@ -9,8 +9,8 @@ in windows of one call each, every window continuing where the last one stopped.
 
 prepare packs the kit (default .carry/gpu-paper, git-ignored): the CUDA build as a relocatable bundle
 (default: the sm_90 build tools/install_caffe.sh --cuda --cuda-arch 90 made), NEU-CLS as an archive,
-the py-lmdb wheel for the GPU machine's Python, the ImageNet weights while a fine-tuned job has not
-started, the gate's nets, and KIT.json with the identity (builder fingerprint, record count, sha256 of
+the py-lmdb wheel for the GPU machine's Python, the ImageNet weights (xz) while a fine-tuned job has
+not started, the gate's nets, and KIT.json with the identity (builder fingerprint, record count, sha256 of
 the records) of the LMDBs built here. It checks that the working tree plus the kit stay within what
 one call carries (64 MiB); when the weights do not fit beside the returned runs, the jobs that need
 them wait for a later window and prepare says so.
@@ -26,8 +26,9 @@ carry=[".carry/gpu-paper"], timeout_s=600)`):
      error (--gate-rtol, default 1e-3; the largest relative max error is recorded beside it). It
      stops unless the gate passes and every LMDB equals the one built here;
   3. trains the jobs below with tools/train.py (--gpu 0, NVIDIA_TF32_OVERRIDE=0, a snapshot every
-     epoch, the last two kept), --concurrency at a time (default $SDC_PAPER_CONCURRENCY, else 2),
-     started in this order, each resumed from the run folder an earlier window returned:
+     epoch, the last two kept), each resumed from the run folder an earlier window returned, the
+     fine-tuned ones one after the other in this order and, with --concurrency 2 (the default, or
+     $SDC_PAPER_CONCURRENCY), ETE beside them:
        SDC-SN-ELF-MRF, SDC-SN-ELF, SDC-SN   solvers/<variant>_sgd_solver.prototxt, update-equivalent
                                             batching (180 x 1, clip 3.5): "paper values, SGD instead
                                             of the stated Adam"
@@ -41,8 +42,9 @@ carry=[".carry/gpu-paper"], timeout_s=600)`):
      uninterrupted one would), and comes back as <job>.tar.gz (log, curve, provenance, the snapshot;
      final.caffemodel when finished), with session.json, summary.txt and logs.tar.gz: at most 8
      files, each checked against 16 MiB.
-Two SDC runs unfinished at once fill what a call can carry back in (2 x ~6 MB beside the 46 MB of
-bundle and NEU-CLS): do not raise --concurrency above 2 unless prepare's travel check allows it.
+An unfinished fine-tuned run comes back as ~6 MB; beside the 10 MB working tree and the 46 MB of
+bundle and NEU-CLS, a later call has room for one of them and ETE's, not two: hence one lane for the
+fine-tuned jobs (docs/gpu_paper_run.md has the numbers).
 
 --cpu runs the same steps on this machine's CPU with a kit prepared from the CPU build (--prefix):
 the rehearsal in tests/test_gpu_session.py, with --max-iter/--stop-after for a tiny schedule.
@@ -54,6 +56,7 @@ import ctypes
 import glob
 import importlib.metadata
 import json
+import lzma
 import os
 import shutil
 import signal
@@ -152,11 +155,14 @@ def prepare(args):
         waiting = []
         if fresh:
             source = Path(args.weights) if args.weights else weights.imagenet_weights()
-            if tree + fixed + source.stat().st_size <= paper_kit.TRAVEL_LIMIT:
-                init = kit / paper_kit.WEIGHTS / source.name
-                init.parent.mkdir()
-                shutil.copyfile(source, init)
+            packed = kit / paper_kit.WEIGHTS / f"{source.name}.xz"
+            packed.parent.mkdir()
+            # The Deep-Compression stand-in holds 256 distinct values per layer: 5.0 MB -> 0.7 MB.
+            packed.write_bytes(lzma.compress(source.read_bytes(), preset=9))
+            if tree + fixed + packed.stat().st_size <= paper_kit.TRAVEL_LIMIT:
+                init = source
             else:
+                shutil.rmtree(packed.parent)
                 waiting = fresh
         tree, total_kit = travel_bytes(kit)
         if tree + total_kit > paper_kit.TRAVEL_LIMIT:
@@ -166,7 +172,8 @@ def prepare(args):
         info = {"git_commit": provenance.git_commit(),
                 "caffe_build": json.loads((prefix.parent / "BUILD_INFO.json").read_text()),
                 "lmdbs": identities, "per_class": per_class,
-                "weights": init.name if init else None, "wheel": wheel.name,
+                "weights": init.name if init else None, "weights_sha1": weights.sha1_of(init) if init else None,
+                "wheel": wheel.name,
                 "job_states_when_prepared": states, "waiting_for_room": waiting,
                 "travel_bytes": {"working_tree": tree, "kit": total_kit, "limit": paper_kit.TRAVEL_LIMIT},
                 "files": {str(p.relative_to(kit)): p.stat().st_size for p in sorted(kit.rglob("*")) if p.is_file()}}
@@ -317,13 +324,18 @@ def images_per_update(solver_path):
     return batch * solver.iter_size, solver.max_iter
 
 
-def train_command(job, args, kit, kit_info, lmdb_dir, run_dir, snapshot_interval):
+def work_weights(kit_info, work):
+    return work / paper_kit.WEIGHTS / kit_info["weights"]
+
+
+def train_command(job, args, kit_info, work, run_dir, snapshot_interval):
+    lmdb_dir = work / "lmdb"
     command = [sys.executable, str(TOOLS / "train.py"), "--variant", job.variant, "--profile", "paper",
                "--solver", job.solver, "--batching", "literal" if args.literal_batching else job.batching,
                "--lmdb-dir", str(lmdb_dir),
                "--run-dir", str(run_dir), "--snapshot-interval", str(snapshot_interval), "--keep-snapshots", "2"]
-    if not job.from_scratch:
-        command += ["--weights", str(kit / paper_kit.WEIGHTS / kit_info["weights"])] if kit_info["weights"] else []
+    if not job.from_scratch and kit_info["weights"]:
+        command += ["--weights", str(work_weights(kit_info, work))]
     if not args.cpu:
         command += ["--gpu", "0"]
     if args.max_iter:
@@ -334,43 +346,53 @@ def train_command(job, args, kit, kit_info, lmdb_dir, run_dir, snapshot_interval
     return command
 
 
-def schedule(commands, concurrency, stop_at, kill_at, env, log_dir, say, started, min_start=MIN_START_S):
-    """Run {name: command} in order, ``concurrency`` at a time; none starts within ``min_start`` s of
-    ``stop_at``; at ``stop_at`` every running one gets SIGINT (to its process group: train.py and
-    Caffe), at ``kill_at`` SIGKILL. Returns {name: {"exit": status or None, "seconds": s,
+def lanes_of(jobs, concurrency):
+    """The jobs as lanes that run side by side, each lane in order. 1: one lane. 2: the fine-tuned
+    jobs in one lane, so that a deadline leaves at most one of their ~6 MB run folders unfinished
+    (a later call has room for one beside the 46 MB of bundle and NEU-CLS), and ETE in the other."""
+    if concurrency == 1:
+        return [[job.name for job in jobs]]
+    return [lane for lane in ([job.name for job in jobs if not job.from_scratch],
+                              [job.name for job in jobs if job.from_scratch]) if lane]
+
+
+def schedule(commands, lanes, stop_at, kill_at, env, log_dir, say, started, min_start=MIN_START_S):
+    """Run the {name: command} of each lane in order, the lanes side by side; none starts within
+    ``min_start`` s of ``stop_at``; at ``stop_at`` every running one gets SIGINT (to its process group:
+    train.py and Caffe), at ``kill_at`` SIGKILL. Returns {name: {"exit": status, "seconds": s,
     "interrupted": bool}} of those started."""
-    queue = list(commands.items())
-    running, done = {}, {}
+    queues = [list(lane) for lane in lanes]
+    running, done = {}, {}   # running: lane -> (name, process, log, start)
     interrupted = killed = False
-    while queue or running:
+    while True:
         now = time.monotonic()
-        while queue and len(running) < concurrency and stop_at - now > min_start:
-            name, command = queue.pop(0)
-            log = open(log_dir / f"{name}.out", "w")
-            proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-            running[name] = (proc, log, now)
-            say(f"started {name} (pid {proc.pid}) at {now - started:.0f} s")
+        for lane, queue in enumerate(queues):
+            if lane not in running and queue and stop_at - now > min_start:
+                name = queue.pop(0)
+                log = open(log_dir / f"{name}.out", "w")
+                proc = subprocess.Popen(commands[name], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+                running[lane] = (name, proc, log, now)
+                say(f"started {name} (pid {proc.pid}) at {now - started:.0f} s")
         if not running:
-            break
+            return done
         if now >= stop_at and not interrupted:
             interrupted = True
-            for name, (proc, _, _) in running.items():
+            for name, proc, _, _ in running.values():
                 say(f"deadline: SIGINT to {name}")
                 signal_group(proc, signal.SIGINT)
         if now >= kill_at and not killed:
             killed = True
-            for name, (proc, _, _) in running.items():
+            for name, proc, _, _ in running.values():
                 say(f"FAIL: {name} still running at the hard limit: SIGKILL")
                 signal_group(proc, signal.SIGKILL)
-        for name, (proc, log, began) in list(running.items()):
+        for lane, (name, proc, log, began) in list(running.items()):
             if proc.poll() is not None:
                 log.close()
                 done[name] = {"exit": proc.returncode, "seconds": round(time.monotonic() - began, 1),
                               "interrupted": interrupted}
-                del running[name]
+                del running[lane]
         time.sleep(0.5)
-    return done
 
 
 def signal_group(proc, signum):
@@ -401,7 +423,7 @@ def run(args):
     if kit_info is None:
         raise UserError(f"no kit at {kit}: run tools/gpu_paper_run.py prepare here first and carry it")
     work = Path(args.work)
-    for folder in ("caffe", "site", "lmdb", "gate", "logs", "NEU"):
+    for folder in ("caffe", "site", "lmdb", "gate", "logs", "NEU", paper_kit.WEIGHTS):
         shutil.rmtree(work / folder, ignore_errors=True)
     (work / "logs").mkdir(parents=True)
     record = window.record
@@ -427,6 +449,13 @@ def run_steps(args, window, kit, kit_info, work):
     paper_kit.unpack(kit / paper_kit.NEU_ARCHIVE, work / "NEU")
     (neu_root,) = [p for p in (work / "NEU").iterdir() if p.is_dir()]
     wheels = install_wheels(kit, work / "site")
+    if kit_info["weights"]:
+        init = work_weights(kit_info, work)
+        init.parent.mkdir(parents=True, exist_ok=True)
+        init.write_bytes(lzma.decompress((kit / paper_kit.WEIGHTS / f"{init.name}.xz").read_bytes()))
+        from sdc import weights
+        if weights.sha1_of(init) != kit_info["weights_sha1"]:
+            raise UserError(f"{init} does not have the sha1 {kit_info['weights_sha1']} recorded in the kit: prepare it again")
     sys.path.insert(0, str(work / "site"))
     os.environ["CAFFE_PREFIX"] = str(bundle)   # this process reads run folders with the bundle's caffe_pb2
     sonames = (bundle / "cuda-libs.txt").read_text().split()
@@ -502,7 +531,7 @@ def run_steps(args, window, kit, kit_info, work):
             paper_kit.unpack(Path(args.partial) / job.returned_file, work / "runs")
         per_update, schedule_iterations = images_per_update(REPO / job.solver)
         interval = max(1, kit_info["lmdbs"][job.lmdbs[0]]["count"] // per_update)
-        commands[job.name] = train_command(job, args, kit, kit_info, lmdb_dir, run_dir, interval)
+        commands[job.name] = train_command(job, args, kit_info, work, run_dir, interval)
         # Where the job is done: the schedule's end, or the job's own stop (not this window's --stop-after).
         target = min(filter(None, (job.stop_after, args.max_iter or schedule_iterations)))
         plans[job.name] = {"run_dir": run_dir, "snapshot_interval": interval, "target": target,
@@ -510,7 +539,8 @@ def run_steps(args, window, kit, kit_info, work):
     stop_at = window.started + args.budget - STOP_RESERVE_S
     kill_at = window.started + args.budget - KILL_RESERVE_S
     t = time.monotonic()
-    done = schedule(commands, args.concurrency, stop_at, kill_at, env, work / "logs", say, window.started)
+    done = schedule(commands, lanes_of([job for job, _ in jobs], args.concurrency), stop_at, kill_at, env,
+                    work / "logs", say, window.started)
     window.step("training", t)
 
     failed = False
@@ -586,7 +616,9 @@ def main(argv=None):
     r.add_argument("--work", type=Path, default=paper_kit.WORK_DIR)
     r.add_argument("--partial", type=Path, default=paper_kit.PARTIAL_DIR)
     r.add_argument("--budget", type=int, default=560, help="seconds the whole call may take (default: %(default)s)")
-    r.add_argument("--concurrency", type=int, default=int(os.environ.get("SDC_PAPER_CONCURRENCY", 2)))
+    r.add_argument("--concurrency", type=int, choices=(1, 2), default=int(os.environ.get("SDC_PAPER_CONCURRENCY", 2)),
+                   help="1: one training at a time; 2: ETE beside the fine-tuned ones, which run one at a time "
+                        "(default: $SDC_PAPER_CONCURRENCY, else 2)")
     r.add_argument("--gate-rtol", type=float, default=1e-3)
     r.add_argument("--cpu", action="store_true", help="rehearsal: the same steps on the CPU (a CPU-build kit)")
     r.add_argument("--max-iter", type=int, help="rehearsal: a tiny schedule (tools/train.py --max-iter)")

@@ -151,6 +151,21 @@ def test_fine_tuned_jobs_share_one_lane_so_one_state_is_left_at_a_deadline():
     assert gpu_paper_run.lanes_of(paper_kit.JOBS[:1], 2) == [["SDC-SN-ELF-MRF"]]
 
 
+def test_nvidia_libraries_are_taken_from_the_first_search_root_that_has_them(tmp_path, monkeypatch):
+    wheel_lib = tmp_path / "venv" / "nvidia" / "cudnn" / "lib"
+    wheel_lib.mkdir(parents=True)
+    (wheel_lib / "libcudnn.so.9").write_bytes(b"")
+    (tmp_path / "venv" / "loop").symlink_to(tmp_path)   # a link back up is not followed
+    (tmp_path / "usr").mkdir()
+    for name in ("libcudnn.so.9", "libcublas.so.13"):
+        (tmp_path / "usr" / name).write_bytes(b"")
+    monkeypatch.setattr(gpu_paper_run, "CUDA_SEARCH", (str(tmp_path / "venv"), str(tmp_path / "usr")))
+    assert gpu_paper_run.find_cuda_libs(["libcudnn.so.9", "libcublas.so.13"]) == {
+        "libcudnn.so.9": str(wheel_lib), "libcublas.so.13": str(tmp_path / "usr")}
+    with pytest.raises(gpu_paper_run.UserError, match="^libcurand.so.10 not found under "):
+        gpu_paper_run.find_cuda_libs(["libcurand.so.10"])
+
+
 def test_the_kept_snapshot_is_the_latest_on_an_epoch_boundary():
     assert paper_kit.epoch_snapshot([8, 16, 21], 8) == 16      # 21: where SIGINT stopped Caffe
     assert paper_kit.epoch_snapshot([5], 8) is None

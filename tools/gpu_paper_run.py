@@ -216,17 +216,19 @@ class Window:
 
 
 def find_cuda_libs(sonames):
-    """{soname: folder} for the NVIDIA libraries the bundle needs, first match in CUDA_SEARCH order."""
+    """{soname: folder} for the NVIDIA libraries the bundle needs, first match in CUDA_SEARCH order
+    (folders walked in sorted order, symbolic links to folders not followed)."""
     found = {}
-    for soname in sonames:
-        for root in CUDA_SEARCH:
-            hits = sorted(glob.glob(f"{root}/**/{soname}", recursive=True))
-            if hits:
-                found[soname] = str(Path(hits[0]).parent)
-                break
-        else:
-            raise UserError(f"{soname} not found under {', '.join(CUDA_SEARCH)}")
-    return found
+    for root in CUDA_SEARCH if sonames else ():
+        for folder, dirs, files in os.walk(root):
+            dirs.sort()
+            for soname in set(sonames) & set(files) - set(found):
+                found[soname] = folder
+        if len(found) == len(set(sonames)):
+            return found
+    missing = sorted(set(sonames) - set(found))
+    raise UserError(f"{', '.join(missing)} not found under {', '.join(CUDA_SEARCH)}: install NVIDIA's wheels "
+                    "(nvidia-cublas, nvidia-curand, nvidia-cudnn-cu13, nvidia-cuda-runtime) on the GPU machine")
 
 
 def cuda_versions(folders):

@@ -162,6 +162,7 @@ def test_nvidia_libraries_are_taken_from_the_first_search_root_that_has_them(tmp
     monkeypatch.setattr(gpu_paper_run, "CUDA_SEARCH", (str(tmp_path / "venv"), str(tmp_path / "usr")))
     assert gpu_paper_run.find_cuda_libs(["libcudnn.so.9", "libcublas.so.13"]) == {
         "libcudnn.so.9": str(wheel_lib), "libcublas.so.13": str(tmp_path / "usr")}
+    assert gpu_paper_run.find_cuda_libs([]) == {}   # a CPU bundle needs none
     with pytest.raises(gpu_paper_run.UserError, match="^libcurand.so.10 not found under "):
         gpu_paper_run.find_cuda_libs(["libcurand.so.10"])
 

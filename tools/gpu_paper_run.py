@@ -219,14 +219,16 @@ def find_cuda_libs(sonames):
     """{soname: folder} for the NVIDIA libraries the bundle needs, first match in CUDA_SEARCH order
     (folders walked in sorted order, symbolic links to folders not followed)."""
     found = {}
-    for root in CUDA_SEARCH if sonames else ():
+    for root in CUDA_SEARCH:
+        if set(found) == set(sonames):
+            break
         for folder, dirs, files in os.walk(root):
             dirs.sort()
             for soname in set(sonames) & set(files) - set(found):
                 found[soname] = folder
-        if len(found) == len(set(sonames)):
-            return found
     missing = sorted(set(sonames) - set(found))
+    if not missing:
+        return found
     raise UserError(f"{', '.join(missing)} not found under {', '.join(CUDA_SEARCH)}: install NVIDIA's wheels "
                     "(nvidia-cublas, nvidia-curand, nvidia-cudnn-cu13, nvidia-cuda-runtime) on the GPU machine")
 

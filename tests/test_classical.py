@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sdc import classical, degrade, features, lmdb_io, tables, texture
+from sdc import classical, degrade, features, lmdb_io, protocols, tables, texture
 from sdc.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
-ROWS = [f"{f}+{c}" for f in texture.FEATURES for c in classical.CLASSIFIERS]
+# Synthetic LMDBs have no native 200x200 files behind them: these runs take the records as stored.
+RECORDS = protocols.PROTOCOLS["network-input"]
+ROWS = {protocols.row_name(f, c, RECORDS): (f, c) for f in texture.FEATURES for c in classical.CLASSIFIERS}
 SIDE = 48
 
 
@@ -108,8 +110,8 @@ def write_test_lmdbs(lmdb_dir, seed):
 
 
 def run_tool(*args):
-    return subprocess.run([sys.executable, str(REPO / "tools" / "classical_baselines.py"), *map(str, args)],
-                          capture_output=True, text=True, cwd=REPO)
+    return subprocess.run([sys.executable, str(REPO / "tools" / "classical_baselines.py"), *map(str, args),
+                           "--protocols", RECORDS.name], capture_output=True, text=True, cwd=REPO)
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +129,7 @@ def evaluated(tmp_path_factory):
 def test_every_row_writes_an_evaluation_folder(evaluated):
     root, _, _ = evaluated
     assert sorted(p.name for p in (root / "eval").iterdir()) == sorted(ROWS)
-    for row in ROWS:
+    for row, (feature, classifier) in ROWS.items():
         folder = root / "eval" / row
         record = json.loads((folder / "accuracy.json").read_text())
         assert record["name"] == row
@@ -140,11 +142,11 @@ def test_every_row_writes_an_evaluation_folder(evaluated):
         inputs = record["inputs"]
         assert inputs["train"]["count"] == 36 and inputs["train"]["fingerprint"] == "synthetic train_lmdb 0"
         assert inputs["subsets"]["blur_5"]["fingerprint"] == "synthetic test_blur_5_lmdb 106"
-        assert inputs["feature"]["feature"] == row.split("+")[0]
-        assert inputs["classifier"]["name"] == row.split("+")[1]
+        assert inputs["feature"]["feature"] == feature
+        assert inputs["classifier"]["name"] == classifier
         chosen = {"NNC": {"distance"}, "SVM": {"C", "gamma", "cv_accuracy", "cv_folds"},
                   "MLR": {"C", "cv_accuracy", "cv_folds", "converged"}}
-        assert set(inputs["chosen"]) == chosen[row.split("+")[1]]
+        assert set(inputs["chosen"]) == chosen[classifier]
         for subset in degrade.TEST_SUBSETS:
             lines = (folder / f"predictions_{subset}.csv").read_text().splitlines()
             assert len(lines) == 19 and lines[1].startswith("0,00000000_img0.png,0,")
@@ -163,7 +165,8 @@ def test_synthetic_textures_are_told_apart(evaluated):
     """The six synthetic textures differ plainly: every feature separates them with its SVM."""
     root, _, _ = evaluated
     for feature in texture.FEATURES:
-        record = json.loads((root / "eval" / f"{feature}+SVM" / "accuracy.json").read_text())
+        folder = root / "eval" / protocols.row_name(feature, "SVM", RECORDS)
+        record = json.loads((folder / "accuracy.json").read_text())
         assert record["accuracy"]["original"]["accuracy"] >= 0.8, feature
 
 
@@ -184,14 +187,14 @@ def test_choices_do_not_depend_on_the_test_sets(evaluated):
     run = run_tool("--train-lmdb", root / "lmdb" / "train_lmdb", "--lmdb-dir", other, "--work-dir", root / "features",
                    "--out", out, "--workers", 2, "--features", "AECLBP", "--classifiers", "SVM")
     assert run.returncode == 0, run.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["AECLBP+SVM"]
-    for row in ("AECLBP+SVM",):
-        first = json.loads((root / "eval" / row / "accuracy.json").read_text())
-        second = json.loads((out / row / "accuracy.json").read_text())
-        assert second["inputs"]["chosen"] == first["inputs"]["chosen"]
-        extraction = second["timing"]["feature_extraction"]
-        assert extraction["train"]["cached"] and not extraction["original"]["cached"]
-        assert extraction["original"]["workers"] == 2
+    row = protocols.row_name("AECLBP", "SVM", RECORDS)
+    assert [p.name for p in out.iterdir()] == [row]
+    first = json.loads((root / "eval" / row / "accuracy.json").read_text())
+    second = json.loads((out / row / "accuracy.json").read_text())
+    assert second["inputs"]["chosen"] == first["inputs"]["chosen"]
+    extraction = second["timing"]["feature_extraction"]
+    assert extraction["train"]["cached"] and not extraction["original"]["cached"]
+    assert extraction["original"]["workers"] == 2
 
 
 def test_missing_lmdb_is_one_error_line(tmp_path):

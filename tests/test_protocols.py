@@ -130,17 +130,26 @@ def two_protocols(tmp_path_factory):
 def test_each_protocol_writes_its_labelled_rows(two_protocols):
     found = tables.load_evaluations(two_protocols / "eval")
     labelled = [f"GLCM+{c} (8 grey levels, distance 1)" for c in classical.CLASSIFIERS]
-    assert sorted(found) == sorted([f"GLCM+{c}" for c in classical.CLASSIFIERS] + labelled)
+    assert sorted(found) == sorted([f"GLCM+{c} (all 256)" for c in classical.CLASSIFIERS] + labelled)
     record = found[labelled[0]].record
     assert record["inputs"]["feature"]["params"] == {"levels": 8, "distances": [1]}
     assert record["inputs"]["protocol"]["name"] == "glcm-8-levels"
     assert record["inputs"]["protocol"]["pixels"]["train"] == "the 256x256 LMDB records"
-    assert found["GLCM+MLR"].record["inputs"]["feature"]["params"] == {"levels": 32, "distances": [1, 2, 4, 8]}
+    assert found["GLCM+MLR (all 256)"].record["inputs"]["feature"]["params"] == {"levels": 32,
+                                                                                 "distances": [1, 2, 4, 8]}
+
+
+def test_the_default_protocol_keeps_the_plain_row_names():
+    default = protocols.PROTOCOLS[protocols.DEFAULT]
+    assert protocols.row_name("AECLBP", "SVM", default) == "AECLBP+SVM"
+    native = "the native 200x200 images"
+    assert default.describe()["pixels"] == {"train": native, "original": native, "degraded": native}
+    assert [p.name for p in protocols.PROTOCOLS.values() if not p.label] == [protocols.DEFAULT]
 
 
 @pytest.mark.parametrize("protocol_args, message", [
-    (["network-input", "native-200"], "error: protocol native-200 needs the enhanced set made at 200x200: pass "
-                                      "--enhanced-200 DIR (tools/make_enhanced.py --size 200)"),
+    (["network-input", "native-200"], "error: {tmp}/none/generation.json not found: make it with "
+                                      "tools/make_enhanced.py --size 200 --out {tmp}/none"),
     (["test-256"], "error: {tmp} is not the NEU-CLS database"),
 ])
 def test_protocol_inputs_are_checked_before_any_work(two_protocols, neu_dir, tmp_path, protocol_args, message):
@@ -150,7 +159,7 @@ def test_protocol_inputs_are_checked_before_any_work(two_protocols, neu_dir, tmp
     neu_arg = tmp_path if protocol_args == ["test-256"] else neu_dir
     run = run_tool("classical_baselines.py", "--train-lmdb", root / "lmdb" / "train_lmdb", "--lmdb-dir", root / "lmdb",
                    "--work-dir", root / "features", "--out", tmp_path / "eval", "--protocols", *protocol_args,
-                   "--neu-dir", neu_arg)
+                   "--neu-dir", neu_arg, "--enhanced-200", tmp_path / "none")
     assert run.returncode == 2 and run.stderr.count("\n") == 1
     assert run.stderr.startswith(message.format(tmp=tmp_path))
     assert not (tmp_path / "eval").exists()
@@ -177,7 +186,7 @@ def test_comparison_is_ours_minus_paper_per_cell(two_protocols, tmp_path):
     assert run.returncode == 0, run.stderr
     summary = json.loads(out.with_suffix(".json").read_text())
     assert sorted(summary) == ["glcm-8-levels", "network-input"]
-    for name, suffix in (("network-input", ""), ("glcm-8-levels", " (8 grey levels, distance 1)")):
+    for name, suffix in (("network-input", " (all 256)"), ("glcm-8-levels", " (8 grey levels, distance 1)")):
         ours = {(c, col): 100 * json.loads((eval_dir / f"GLCM+{c}{suffix}" / "accuracy.json").read_text())
                 ["accuracy"][col]["accuracy"] for c in ("SVM", "NNC") for col in columns}
         assert summary[name]["cells"] == 14

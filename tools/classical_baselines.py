@@ -2,15 +2,17 @@
 """The classical Table 3 baselines: {GLCM, AECLBP, AELTP} features x {SVM, NNC, MLR} classifiers.
 
     tools/classical_baselines.py --out results/paper/eval [--train-lmdb datasets/work/lmdb/train_lmdb]
-        [--lmdb-dir datasets/work/lmdb] [--protocols network-input ...] [--neu-dir DIR]
-        [--enhanced-200 DIR] [--features ...] [--classifiers ...] [--seed 0] [--workers 2]
+        [--lmdb-dir datasets/work/lmdb] [--protocols native-200 ...] [--neu-dir DIR]
+        [--enhanced-200 datasets/work/enhanced-200] [--features ...] [--classifiers ...] [--seed 0] [--workers 2]
 
 Trains on the images of the training LMDB, evaluates on those of the seven test LMDBs
 <lmdb-dir>/test_<subset>_lmdb. A protocol (tools/sdc/protocols.py, docs/baselines.md) says which
 pixels stand for each LMDB's records: the records themselves (256x256, channel 0), the records
 resized to 200x200, or the native 200x200 files (the NEU-CLS BMPs from --neu-dir; the enhanced set
 made at 200x200, --enhanced-200); whether the features are standardised; and feature parameters
-that differ from the default. The default protocol, network-input, is the records as stored.
+that differ from the default. The default protocol, native-200, takes every image at 200x200 from
+the files: the BMPs for training and the original test images, the enhanced set made at 200x200
+for the degraded subsets.
 Feature definitions: tools/sdc/texture.py; classifiers: tools/sdc/classical.py. Features are
 cached under --work-dir, keyed by each source's identity and the feature parameters, and
 extracted by --workers processes.
@@ -85,8 +87,9 @@ def main():
                         help="default: %(default)s")
     parser.add_argument("--neu-dir", help=f"NEU-CLS root, for protocols with native training images "
                         f"(default: ${neu.ENV_VAR}, else datasets/NEU-CLS)")
-    parser.add_argument("--enhanced-200", type=Path,
-                        help="the enhanced set made at 200x200 (tools/make_enhanced.py --size 200), for native-200")
+    parser.add_argument("--enhanced-200", type=Path, default=neu.WORK_DIR / "enhanced-200",
+                        help="the enhanced set made at 200x200 (tools/make_enhanced.py --size 200), for the "
+                             "native-200 protocol (default: %(default)s)")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="feature cache (default: %(default)s)")
     parser.add_argument("--features", nargs="+", choices=texture.FEATURES, default=list(texture.FEATURES))
     parser.add_argument("--classifiers", nargs="+", choices=classical.CLASSIFIERS, default=list(classical.CLASSIFIERS))

@@ -46,9 +46,11 @@ class Protocol:
                 "pixels": {split: PIXELS[self.pixels(split)] for split in (TRAIN, "original", "degraded")}}
 
 
-DEFAULT = "network-input"
+DEFAULT = "native-200"
 PROTOCOLS = {p.name: p for p in (
-    Protocol(DEFAULT, "", RECORDS, RECORDS, RECORDS,
+    Protocol(DEFAULT, "", NATIVE, NATIVE, NATIVE,
+             "everything at 200x200; the degraded subsets made at 200x200 (tools/make_enhanced.py --size 200)"),
+    Protocol("network-input", "all 256", RECORDS, RECORDS, RECORDS,
              "everything at 256x256: trained and tested on the records the nets read"),
     Protocol("scale-mismatch", "train 200, degraded 256", NATIVE, NATIVE, RECORDS,
              "trained and tested on the native 200x200 images, the degraded subsets at 256x256"),
@@ -56,8 +58,6 @@ PROTOCOLS = {p.name: p for p in (
              "trained on the native 200x200 images, every test subset at 256x256"),
     Protocol("degraded-256-resized", "all 200, degraded at 256", NATIVE, NATIVE, RECORDS_200,
              "everything at 200x200; the degraded subsets made at 256x256 and resized back to 200x200"),
-    Protocol("native-200", "all 200", NATIVE, NATIVE, NATIVE,
-             "everything at 200x200; the degraded subsets made at 200x200 (tools/make_enhanced.py --size 200)"),
     Protocol("raw-features", "no standardisation", RECORDS, RECORDS, RECORDS,
              "as network-input, the classifiers on the unscaled features", standardise=False),
     Protocol("glcm-8-levels", "8 grey levels, distance 1", RECORDS, RECORDS, RECORDS,

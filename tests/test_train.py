@@ -140,8 +140,10 @@ def test_killed_run_resumes_and_ends_as_the_uninterrupted_run(tiny, tmp_path):
     assert [s["resumed_from"] for s in record["sessions"]] == [None, f"SDC-SN_iter_{reached}.solverstate"]
     assert record["sessions"][0]["exit_status"] is None  # the killed session
     assert record["sessions"][1]["iteration_reached"] == 100 and record["seeds"] == {"solver_random_seed": 7}
-    assert record["schedule"] == {"base_lr": 0.01, "max_iter": 100, "iter_size": 1, "stepsize": 40,
+    assert record["schedule"] == {"base_lr": 0.01, "max_iter": 100, "stop_after": None, "iter_size": 1,
+                                  "train_batch": 2, "clip_gradients": -1.0, "stepsize": 40,
                                   "snapshot": 10, "test_interval": 10, "test_iter": 1}
+    assert record["batching"] == "literal"
     assert record["solver_sha256"] and len(record["weights"]["sha1"]) == 40
     assert record["schedule_label"] == "paper profile: the committed solver's schedule"
 
@@ -151,7 +153,79 @@ def test_killed_run_resumes_and_ends_as_the_uninterrupted_run(tiny, tmp_path):
 
     longer = train(*tiny_args(tiny, run, "--max-iter", "200"))
     assert longer.returncode == 2 and longer.stderr.count("\n") == 1
-    assert "differs in max_iter" in longer.stderr and "solver.prototxt" in longer.stderr
+    # A longer schedule moves the lr step: not a continuation (only --stop-after may extend a run).
+    assert "differs in stepsize from" in longer.stderr and "solver.prototxt" in longer.stderr
+
+
+def test_stop_after_trains_the_first_updates_and_a_later_command_continues(tiny, tmp_path):
+    reference = train(*tiny_args(tiny, tmp_path / "uninterrupted"))
+    assert reference.returncode == 0, reference.stderr + reference.stdout[-2000:]
+    run = tmp_path / "staged"
+    first = train(*tiny_args(tiny, run, "--stop-after", "30", "--display", "1"))
+    assert first.returncode == 0, first.stderr + first.stdout[-2000:]
+    assert f"done: {run / 'snapshots' / 'SDC-SN_iter_30.caffemodel'}" in first.stdout
+    assert not (run / "final.caffemodel").exists()  # the schedule is not complete
+    solver = training.read_proto(run / "solver.prototxt", caffe_pb2.SolverParameter())
+    assert (solver.max_iter, solver.stepsize, solver.display, solver.average_loss) == (30, 40, 1, 1)
+    record = json.loads((run / "provenance.json").read_text())
+    assert record["schedule"]["max_iter"] == 100 and record["schedule"]["stop_after"] == 30
+    assert record["schedule_label"] == "paper profile: the committed solver's schedule; first 30 updates"
+    # --display 1: the loss of every update, not a 5-update average.
+    assert [row["iteration"] for row in caffe_log.read_csv(run / "learning_curve.csv")] == list(range(31))
+
+    again = train(*tiny_args(tiny, run, "--stop-after", "30", "--display", "1"))
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    rest = train(*tiny_args(tiny, run, "--display", "5", "--test-interval", "50"))  # logging may change
+    assert rest.returncode == 0, rest.stderr + rest.stdout[-2000:]
+    assert "resuming from SDC-SN_iter_30.solverstate" in rest.stdout
+    final, expected = (caffemodel_params(run / "final.caffemodel"),
+                       caffemodel_params(tmp_path / "uninterrupted" / "final.caffemodel"))
+    for name in final:
+        for got, want in zip(final[name], expected[name]):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7, err_msg=name)
+    too_far = train(*tiny_args(tiny, tmp_path / "far", "--stop-after", "101"))
+    assert "--stop-after 101 is beyond the schedule's max_iter 100" in one_line_error(too_far)
+
+
+def test_keep_snapshots_leaves_the_newest(tiny, tmp_path):
+    run = tmp_path / "run"
+    result = train(*tiny_args(tiny, run, "--keep-snapshots", "2", "--snapshot-interval", "20"))
+    assert result.returncode == 0, result.stderr + result.stdout[-2000:]
+    assert sorted(p.name for p in (run / "snapshots").iterdir()) == [
+        f"SDC-SN_iter_{i}.{ext}" for i in (100, 80) for ext in ("caffemodel", "solverstate")]
+    assert (run / "final.caffemodel").is_file()
+
+
+def test_sigterm_makes_caffe_snapshot_and_a_rerun_resumes(tiny, tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen(TRAIN + tiny_args(tiny, run), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not training.solverstates(run, "SDC-SN"):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)  # to train.py alone, as an init or run_all.sh forwards it
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == train_tool.INTERRUPTED, err + out[-2000:]
+    reached = max(training.solverstates(run, "SDC-SN"))
+    assert 10 <= reached < 100 and f"stopped at iteration {reached} of 100" in out
+    assert f"Snapshotting to binary proto file snapshots/SDC-SN_iter_{reached}.caffemodel" in out
+    resumed = train(*tiny_args(tiny, run))
+    assert resumed.returncode == 0 and f"resuming from SDC-SN_iter_{reached}.solverstate" in resumed.stdout
+
+
+def test_labels_name_the_update_rule_and_the_batching_form(tmp_path, caffe):
+    lmdb_dir = tmp_path / "lmdb"
+    write_count_only_lmdb(lmdb_dir / "train_lmdb", 1440)
+    write_count_only_lmdb(lmdb_dir / "test_original_lmdb", 360)
+    args = train_tool.parse_args(["--variant", "SDC-SN-ELF-MRF", "--batching", "equivalent"])
+    sgd = REPO / "solvers" / "SDC-SN-ELF-MRF_sgd_solver.prototxt"
+    solver, net = training.prepare(sgd, "SDC-SN-ELF-MRF", "paper", lmdb_dir)
+    batching = training.adjust(solver, net, "equivalent")
+    assert train_tool.schedule_label(args, [train_tool.solver_note(solver, "SDC-SN-ELF-MRF"), batching]) == (
+        "paper profile: the committed solver's schedule; paper values, SGD instead of the stated Adam; "
+        "update-equivalent batching 180×1, clip 3.5")
+    adam, net = training.prepare(training.default_solver("SDC-SN"), "SDC-SN", "smoke", lmdb_dir)
+    assert training.adjust(adam, net, "equivalent") is None  # the smoke profile's iter_size is already 1
+    assert train_tool.solver_note(adam, "SDC-SN") is None
 
 
 def test_run_folder_files(tiny, tmp_path):

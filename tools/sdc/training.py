@@ -146,7 +146,7 @@ def set_intervals(solver, snapshot=None, test=None, display=None):
 
 def stop_after(solver, iteration):
     """Train only the first ``iteration`` updates of the schedule: the lr steps stay where they are, and a
-    later command with a larger stop (or none) continues the same folder (check_same_run ignores max_iter)."""
+    later command with a larger stop (or none) continues the same folder (CONTINUATION_FIELDS)."""
     if iteration > solver.max_iter:
         raise UserError(f"--stop-after {iteration} is beyond the schedule's max_iter {solver.max_iter}")
     solver.max_iter = iteration
@@ -228,15 +228,20 @@ def differing_fields(old, new, ignore=()):
     return sorted(name for name in names if getattr(old, name) != getattr(new, name))
 
 
+# Solver fields a continued run may change: where training stops (the lr steps, stepsize, stay where they
+# are) and how often it snapshots, tests and logs; none of them changes the weights an update computes.
+CONTINUATION_FIELDS = ("max_iter", "snapshot", "test_interval", "display", "average_loss")
+
+
 def check_same_run(run_dir, solver, net):
-    """A run folder that already holds snapshots may only be continued with the same solver and net; only
-    where training stops (max_iter) may change, the lr schedule (stepsize) staying the same."""
+    """A run folder that already holds snapshots may only be continued with the same solver and net,
+    except for CONTINUATION_FIELDS."""
     for name, message in ((SOLVER_FILE, solver), (NET_FILE, net)):
         path = Path(run_dir) / name
         if not path.is_file():
             raise UserError(f"{run_dir} holds snapshots but no {name}: it is not a tools/train.py run folder "
                             "(tools/examples/*.sh write there too); pass another --run-dir")
-        if fields := differing_fields(read_proto(path, type(message)()), message, ignore=("max_iter",)):
+        if fields := differing_fields(read_proto(path, type(message)()), message, ignore=CONTINUATION_FIELDS):
             raise UserError(f"{path} differs in {', '.join(fields)} from what this command would train: "
                             "rerun with the original arguments, use another --run-dir, or delete the folder")
 

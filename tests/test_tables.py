@@ -355,3 +355,16 @@ def test_committed_paper_values_fill_every_cell_of_the_papers_tables(tmp_path):
     assert "| Model | Training images | Running time (ms) | Model size (MB) | Original | Enhanced |" in text
     assert "| released/SDC-SN-ELF-MRF † | –⁵ / 1440 | 41.2 / 8.0 / +33.2 | 3.07 / 3.1 / −0.03 | " \
            "100.0 / 100 / 0.0 | –⁸ / 97.5 |" in text
+
+
+def test_a_variant_trained_otherwise_is_a_row_of_table_2_compared_with_the_paper_s(tmp_path):
+    """The paper profile's SGD rows: "<variant> (SGD instead of Adam)" follows the released models in Table 2."""
+    write_fixture_evals(tmp_path)
+    write_eval(tmp_path, "SDC-SN (SGD instead of Adam)", {"noise_20": {0: 1}})
+    assert make_tables(tmp_path).returncode == 0
+    # 5 of 6 on noise 20 dB, compared with the paper's SDC-SN value of the fixture.
+    assert csv_line(tmp_path, "2", "SDC-SN (SGD instead of Adam)", "noise_20").startswith(
+        "2,SDC-SN (SGD instead of Adam),noise_20,%,83.3333,")
+    table2 = (tmp_path / "tables.md").read_text().split("## Table 2")[1].split("## Table 3")[0]
+    order = [line.split(" |")[0][2:] for line in table2.splitlines() if line.startswith("| ") and "/" in line]
+    assert order.index("SDC-SN (SGD instead of Adam) ‡") > order.index("released/SDC-SN-ELF-MRF †")

@@ -15,7 +15,7 @@ import pytest
 from caffe.proto import caffe_pb2
 
 import train as train_tool
-from sdc import caffe_log, training
+from sdc import caffe_log, lock, training
 from sdc.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,7 +145,8 @@ def test_killed_run_resumes_and_ends_as_the_uninterrupted_run(tiny, tmp_path):
                                   "snapshot": 10, "test_interval": 10, "test_iter": 1}
     assert record["batching"] == "literal"
     assert record["solver_sha256"] and len(record["weights"]["sha1"]) == 40
-    assert record["schedule_label"] == "paper profile: the committed solver's schedule"
+    assert record["schedule_label"] == ("paper profile: the committed solver's schedule; Adam at base_lr 0.01 "
+                                        "collapsed to one class in every measured run (docs/training.md)")
 
     again = train(*tiny_args(tiny, run))
     assert again.returncode == 0 and "nothing to do" in again.stdout
@@ -169,7 +170,7 @@ def test_stop_after_trains_the_first_updates_and_a_later_command_continues(tiny,
     assert (solver.max_iter, solver.stepsize, solver.display, solver.average_loss) == (30, 40, 1, 1)
     record = json.loads((run / "provenance.json").read_text())
     assert record["schedule"]["max_iter"] == 100 and record["schedule"]["stop_after"] == 30
-    assert record["schedule_label"] == "paper profile: the committed solver's schedule; first 30 updates"
+    assert record["schedule_label"].endswith("(docs/training.md); first 30 updates")
     # --display 1: the loss of every update, not a 5-update average.
     assert [row["iteration"] for row in caffe_log.read_csv(run / "learning_curve.csv")] == list(range(31))
 
@@ -225,7 +226,10 @@ def test_labels_name_the_update_rule_and_the_batching_form(tmp_path, caffe):
         "update-equivalent batching 180×1, clip 3.5")
     adam, net = training.prepare(training.default_solver("SDC-SN"), "SDC-SN", "smoke", lmdb_dir)
     assert training.adjust(adam, net, "equivalent") is None  # the smoke profile's iter_size is already 1
-    assert train_tool.solver_note(adam, "SDC-SN") is None
+    assert train_tool.solver_note(adam, "SDC-SN") is None  # base_lr 1e-4
+    paper_adam, _ = training.prepare(training.default_solver("SDC-SN"), "SDC-SN", "paper", lmdb_dir)
+    assert train_tool.solver_note(paper_adam, "SDC-SN") == (
+        "Adam at base_lr 0.01 collapsed to one class in every measured run (docs/training.md)")
 
 
 def test_run_folder_files(tiny, tmp_path):
@@ -424,3 +428,33 @@ def test_example_scripts_call_caffe_train_with_the_committed_solver(variant):
     assert f"caffe train --solver=solvers/{variant}_solver.prototxt" in text and '"$@"' in text
     solver = training.read_proto(REPO / "solvers" / f"{variant}_solver.prototxt", caffe_pb2.SolverParameter())
     assert f"mkdir -p {Path(solver.snapshot_prefix).parent}\n" in text
+
+
+def test_a_run_folder_in_use_is_one_line_naming_the_holder(tiny, tmp_path):
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); "
+                               "from sdc import lock; cm = lock.held(sys.argv[2], 'run folder'); cm.__enter__(); "
+                               "print('held', flush=True); time.sleep(60)", str(REPO / "tools"), str(run)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        message = one_line_error(train(*tiny_args(tiny, run)))
+        assert f"run folder {run} is in use by pid {holder.pid} since " in message
+        assert not run.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert train(*tiny_args(tiny, run, "--max-iter", "2")).returncode == 0  # the kernel dropped the lock
+    assert lock.lock_path(run).is_file()
+
+
+def test_weights_and_run_folder_under_a_path_with_a_space_and_a_comma(tiny, tmp_path):
+    """Caffe splits --weights at commas: the path goes relative to the run folder, which drops the comma."""
+    home = tmp_path / "sdc caffe,1"
+    shutil.copytree(tiny, home)
+    run = home / "run"
+    result = train("--variant", "SDC-SN", "--solver", str(home / "solver.prototxt"), "--run-dir", str(run),
+                   "--weights", str(home / "init.caffemodel"), "--lmdb-dir", str(tiny / "lmdb"), "--max-iter", "2")
+    assert result.returncode == 0, result.stderr + result.stdout[-2000:]
+    record = json.loads((run / "provenance.json").read_text())
+    assert record["sessions"][0]["caffe_command"][-1] == "--weights=../init.caffemodel"

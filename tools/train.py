@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from sdc import atomic, caffe_env, caffe_log, gpu, lmdb_io, neu, provenance, training, weights
+from sdc import atomic, caffe_env, caffe_log, gpu, lmdb_io, lock, neu, provenance, training, weights
 from sdc.errors import UserError, run_main
 
 INTERRUPTED = 130  # exit status of a run stopped by Ctrl-C, as a shell reports SIGINT
@@ -139,10 +139,13 @@ def run_caffe(command, cwd, log_path, on_snapshot=None):
 
 
 def solver_note(solver, variant):
-    """'paper values, SGD instead of the stated Adam' for a solver whose update rule is not the committed one."""
+    """'paper values, SGD instead of the stated Adam' for a solver whose update rule is not the committed
+    one; for the paper's Adam at its base_lr 0.01, what the measured runs showed it does."""
     committed = caffe_env.read_proto(training.default_solver(variant), type(solver)())
     if solver.type != committed.type:
         return f"paper values, {solver.type} instead of the stated {committed.type}"
+    if solver.type == "Adam" and solver.base_lr >= 0.01 - 1e-9:  # base_lr is a float32
+        return "Adam at base_lr 0.01 collapsed to one class in every measured run (docs/training.md)"
     return None
 
 
@@ -230,6 +233,14 @@ def main(argv=None):
     label = schedule_label(args, [solver_note(solver, args.variant), batching])
     complete = solver.max_iter == schedule_max_iter
     run_dir = (args.run_dir or training.REPO / "runs" / args.profile / args.variant).resolve()
+    weights_arg = weights.caffe_weights_arg(init, run_dir) if init else None
+    with lock.held(run_dir, "run folder"):
+        return train_in(run_dir, args, solver_path, solver, net, init, weights_arg, label, complete,
+                        schedule_max_iter)
+
+
+def train_in(run_dir, args, solver_path, solver, net, init, weights_arg, label, complete, schedule_max_iter):
+    """Continue or start the run in ``run_dir`` (its lock held); returns the exit status."""
     if training.solverstates(run_dir, args.variant):
         training.check_same_run(run_dir, solver, net)
     state, reached = training.resume_point(run_dir, args.variant, solver.max_iter)
@@ -247,7 +258,7 @@ def main(argv=None):
     if state:
         command.append(f"--snapshot={state.relative_to(run_dir)}")
     elif init:
-        command.append(f"--weights={init}")
+        command.append(f"--weights={weights_arg}")
     if args.gpu is not None:
         command.append(f"--gpu={args.gpu}")
     log_path = new_log_path(run_dir)

@@ -361,18 +361,22 @@ class Builder:
         table.rows = [self.make_row(key, r, [self.accuracy_cell(key, r, c) for c in TABLE2_COLUMNS]) for r in rows]
         return self.headed(table)
 
+    def labelled_rows(self, bases):
+        """Present rows "<paper row> (<label>)" whose paper row is one of ``bases``, in that order."""
+        present = set(self.evaluations) | set(self.not_run) | set(self.stale)
+        return sorted((r for r in present if LABELLED_ROW.match(r) and paper_row(r) in bases),
+                      key=lambda r: (bases.index(paper_row(r)), r))
+
     def table2(self):
+        """The paper's three rows, the released models, then the variants trained otherwise (e.g. with SGD)."""
         return self.accuracy_table("2", "Table 2: the three variants on the original and the degraded test images",
-                                   self.table_rows("2", RELEASED_ROWS))
+                                   self.table_rows("2", RELEASED_ROWS + tuple(self.labelled_rows(VARIANTS))))
 
     def table3(self):
         """The paper's 12 rows, then ours that are not in it: the other variants, the released models,
         labelled rows ("<paper row> (<label>)") after the paper row they vary, and any other evaluation."""
-        paper_rows = self.paper.rows.get("3", [])
-        order = {row: i for i, row in enumerate(paper_rows)}
         present = sorted(set(self.evaluations) | set(self.not_run) | set(self.stale))
-        labelled = sorted((r for r in present if LABELLED_ROW.match(r) and paper_row(r) in order),
-                          key=lambda r: (order[paper_row(r)], r))
+        labelled = self.labelled_rows(list(self.paper.rows.get("3", [])))
         extras = list(VARIANTS) + list(RELEASED_ROWS) + labelled + present
         table = self.accuracy_table("3", "Table 3: every method on the original and the degraded test images",
                                     self.table_rows("3", dict.fromkeys(extras)))

@@ -74,7 +74,7 @@ def markdown(comparisons):
         lines.append(f"| {c.protocol.name} | {len(c.cells)} | {c.mean_absolute():.1f} | "
                      + " | ".join(signed(c.mean_signed(column)) for column in COLUMNS) + " |")
     for c in comparisons:
-        lines += ["", f"**{c.protocol.name}** ({c.protocol.summary}): ours (ours - paper), %", "",
+        lines += ["", f"**{c.protocol.name}**: ours (ours - paper), %", "",
                   "| row | " + " | ".join(titles) + " |", "|---" * (1 + len(COLUMNS)) + "|"]
         for row in dict.fromkeys(cell[0] for cell in c.ours):
             texts = []

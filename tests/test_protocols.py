@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sdc import classical, features, lmdb_io, neu, protocols, tables, texture
+from sdc import classical, degrade, features, lmdb_io, neu, protocols, tables, texture
 from sdc.errors import UserError
 
 from test_classical import toy_set, write_lmdb, write_test_lmdbs
@@ -34,7 +34,7 @@ def test_native_pixels_are_the_files_behind_the_records(tmp_path, neu_dir):
     """test-256: the training split is read from the BMPs the records were resized from (200x200,
     same keys and labels, same order); the test subsets are the 256x256 records themselves."""
     lmdb, files = neu_keyed_lmdb(tmp_path / "train_lmdb", neu_dir)
-    paths = {split: lmdb for split in ("train",) + tuple(protocols.degrade.TEST_SUBSETS)}
+    paths = {split: lmdb for split in ("train",) + degrade.TEST_SUBSETS}
     sources = protocols.image_sources(protocols.PROTOCOLS["test-256"], paths, neu_dir)
     native = list(sources["train"].read())
     stored = list(sources["original"].read())

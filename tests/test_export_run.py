@@ -1,0 +1,34 @@
+"""tools/export_run.py: a run folder's shareable files, without this machine's paths."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_paths_become_repo_relative_run_relative_or_home_relative(tmp_path):
+    run = tmp_path / "runs" / "adam"
+    (run / "snapshots").mkdir(parents=True)
+    (run / "snapshots" / "x_iter_8.caffemodel").write_bytes(b"weights")
+    (run / "train-20261130-120000.log").write_text(f"I1130 Resuming from {run}/snapshots/x_iter_8.solverstate\n")
+    (run / "train_val.prototxt").write_text(f'source: "{REPO}/datasets/work/lmdb/train_lmdb"\n')
+    record = {"weights": {"path": f"{Path.home()}/w/squeezenet.caffemodel"}, "run": str(run)}
+    (run / "provenance.json").write_text(json.dumps(record))
+    dest = tmp_path / "out"
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "export_run.py"), str(run), str(dest)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in dest.iterdir()) == ["provenance.json", "train-20261130-120000.log",
+                                                      "train_val.prototxt"]
+    assert (dest / "train_val.prototxt").read_text() == 'source: "./datasets/work/lmdb/train_lmdb"\n'
+    assert (dest / "train-20261130-120000.log").read_text() == "I1130 Resuming from <run>/snapshots/x_iter_8.solverstate\n"
+    assert json.loads((dest / "provenance.json").read_text()) == {"weights": {"path": "~/w/squeezenet.caffemodel"},
+                                                                 "run": "<run>"}
+
+
+def test_a_folder_that_is_not_a_run_is_one_line(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "export_run.py"), str(tmp_path), str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "has no train-*.log" in done.stderr
+    assert not (tmp_path / "o").exists()

@@ -13,15 +13,8 @@ import csv
 import io
 from pathlib import Path
 
-from sdc import atomic, caffe_log
+from sdc import atomic, caffe_log, cli
 from sdc.errors import UserError, run_main
-
-
-def labelled_run(text):
-    label, sep, path = text.rpartition("=")
-    if not sep or not label or not path:
-        raise argparse.ArgumentTypeError(f"expected LABEL=RUN_DIR, got {text!r}")
-    return label, Path(path)
 
 
 def value_at(rows, iteration, key):
@@ -45,7 +38,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--run", type=labelled_run, action="append", required=True, metavar="LABEL=RUN_DIR")
+    parser.add_argument("--run", type=cli.labelled_path("LABEL=RUN_DIR"), action="append", required=True,
+                        metavar="LABEL=RUN_DIR")
     parser.add_argument("--out", type=Path, required=True, help="figure (.png); a .pdf and a .csv are written beside")
     parser.add_argument("--at", type=int, nargs="+", default=[], metavar="UPDATE")
     parser.add_argument("--title", default="")

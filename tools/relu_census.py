@@ -14,17 +14,10 @@ import csv
 import io
 from pathlib import Path
 
-from sdc import activity, atomic, evaluation, neu
+from sdc import activity, atomic, cli, evaluation, neu
 from sdc.errors import UserError, run_main
 
 FIELDS = ("model", "layer", "kind", "zero_fraction", "dead_channels", "channels", "weight_norm", "weight_change")
-
-
-def named_model(text):
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=FILE.caffemodel, got {text!r}")
-    return name, Path(path)
 
 
 def rows_of(name, relus, changes):
@@ -42,7 +35,8 @@ def main(argv=None):
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--deploy", type=Path, required=True)
     parser.add_argument("--start", type=Path, required=True, help="the start weights the changes are measured from")
-    parser.add_argument("--model", type=named_model, action="append", required=True, metavar="NAME=FILE")
+    parser.add_argument("--model", type=cli.labelled_path("NAME=FILE.caffemodel"), action="append", required=True,
+                        metavar="NAME=FILE")
     parser.add_argument("--lmdb", type=Path, default=neu.LMDB_DIR / "test_original_lmdb")
     parser.add_argument("--images", type=int, default=60, help="how many test images (default 60)")
     parser.add_argument("--out", type=Path, required=True, help="CSV to write")

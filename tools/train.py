@@ -231,16 +231,15 @@ def main(argv=None):
     batching = training.adjust(solver, net, args.batching, args.snapshot_interval, args.test_interval,
                                args.stop_after, args.display)
     label = schedule_label(args, [solver_note(solver, args.variant), batching])
-    complete = solver.max_iter == schedule_max_iter
     run_dir = (args.run_dir or training.REPO / "runs" / args.profile / args.variant).resolve()
     weights_arg = weights.caffe_weights_arg(init, run_dir) if init else None
     with lock.held(run_dir, "run folder"):
-        return train_in(run_dir, args, solver_path, solver, net, init, weights_arg, label, complete,
-                        schedule_max_iter)
+        return train_in(run_dir, args, solver_path, solver, net, init, weights_arg, label, schedule_max_iter)
 
 
-def train_in(run_dir, args, solver_path, solver, net, init, weights_arg, label, complete, schedule_max_iter):
+def train_in(run_dir, args, solver_path, solver, net, init, weights_arg, label, schedule_max_iter):
     """Continue or start the run in ``run_dir`` (its lock held); returns the exit status."""
+    complete = solver.max_iter == schedule_max_iter  # not stopped early by --stop-after
     if training.solverstates(run_dir, args.variant):
         training.check_same_run(run_dir, solver, net)
     state, reached = training.resume_point(run_dir, args.variant, solver.max_iter)

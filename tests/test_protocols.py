@@ -137,6 +137,9 @@ def test_each_protocol_writes_its_labelled_rows(two_protocols):
     assert record["inputs"]["protocol"]["pixels"]["train"] == "the 256x256 LMDB records"
     assert found["GLCM+MLR (all 256)"].record["inputs"]["feature"]["params"] == {"levels": 32,
                                                                                  "distances": [1, 2, 4, 8]}
+    # each row names the test LMDBs whose records it classified, which make_tables checks against the run's
+    lmdbs = tables.test_set_of_lmdbs(two_protocols / "lmdb")
+    assert all(row.test_records == lmdbs for row in found.values())
 
 
 def test_the_default_protocol_keeps_the_plain_row_names():

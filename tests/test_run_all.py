@@ -35,6 +35,11 @@ def test_smoke_profile_produces_every_table(smoke_run):
     for heading in TABLE_HEADINGS:
         assert heading in tables
     assert "results:" in run.stdout
+    # The classical rows read the test records as the native 200 px files (other fingerprints), yet they
+    # are this run's evaluations, not left-overs.
+    summary = json.loads((out / "results" / "smoke" / "summary.json").read_text())
+    assert summary["provenance"]["ignored_stale"] == {}
+    assert {"GLCM+SVM", "AECLBP+MLR", "AELTP+NNC"} <= set(summary["models"])
 
 
 def test_summary_has_our_three_variants_and_the_released_models(smoke_run):

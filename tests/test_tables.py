@@ -225,23 +225,43 @@ def test_a_left_over_evaluation_of_an_earlier_run_is_ignored(tmp_path):
         (tmp_path / "tables.md").read_text()
 
 
-def test_a_labelled_row_may_render_the_run_s_test_images_otherwise(tmp_path):
-    """A baseline under another protocol reads the same base images at another size: other fingerprints,
-    same images, kept. One on other base images (an earlier run's selection) is a left-over."""
+def write_rendered_eval(results, name, records_tag):
+    """A classical row that read the records of the ``records_tag`` run's original test LMDB as the native
+    200 px files: its own fingerprint differs from the LMDB's, its "records" names the LMDB."""
+    subsets = {"original": {"source": "the native 200x200 images (the records of test_original_lmdb)",
+                            "fingerprint": "native files", "count": 6,
+                            "records": recorded_test_set(("original",), records_tag)["original"]["fingerprint"]}}
+    evaluation.write_eval_dir(results / "eval" / name, name, {"subsets": subsets}, 1,
+                              {"original": fixture_predictions("original", {})}, TIMING)
+
+
+def test_a_row_may_render_the_run_s_test_records_otherwise(tmp_path):
+    """A baseline that read this run's test records as other pixels (the default protocol's native 200 px
+    files: plain name; another protocol: labelled) is kept; one that rendered an earlier run's records is a
+    left-over, whatever its name."""
     write_fixture_evals(tmp_path)
-    write_eval(tmp_path, "GLCM+SVM (200 px)", {}, ("original",), tag="200 px")
-    wrong_images = fixture_predictions("original", {})
-    wrong_images.keys[0] = wrong_images.keys[0].replace("Cr_1", "Cr_7")
-    evaluation.write_eval_dir(tmp_path / "eval" / "GLCM+NNC (200 px)", "GLCM+NNC (200 px)",
-                              {"subsets": recorded_test_set(("original",), "200 px")}, 1,
-                              {"original": wrong_images}, TIMING)
+    write_rendered_eval(tmp_path, "GLCM+NNC", "this run")
+    write_rendered_eval(tmp_path, "GLCM+MLR (200 px)", "this run")
+    write_rendered_eval(tmp_path, "AELTP+SVM", "earlier run")
     run = make_tables(tmp_path)
     assert run.returncode == 0, run.stderr
     assert run.stderr.splitlines() == [
-        "warning: ignoring eval/GLCM+NNC (200 px): evaluated on other test images than this run's (original) "
+        "warning: ignoring eval/AELTP+SVM: evaluated on other test images than this run's (original) "
         "(a left-over of an earlier run: delete it)"]
-    assert sorted(json.loads((tmp_path / "summary.json").read_text())["models"])[:2] == ["GLCM+SVM",
-                                                                                        "GLCM+SVM (200 px)"]
+    models = json.loads((tmp_path / "summary.json").read_text())["models"]
+    assert {"GLCM+NNC", "GLCM+MLR (200 px)"} <= set(models) and "AELTP+SVM" not in models
+
+
+def test_rendered_rows_alone_agree_on_the_run_s_test_records(tmp_path):
+    """Nine classical rows of the default protocol (other fingerprints, this run's records) outnumber the
+    nets; the test set they share is still the run's LMDBs, so nothing is ignored."""
+    write_fixture_evals(tmp_path)
+    for feature in ("GLCM", "AELTP", "AECLBP"):
+        for classifier in ("NNC", "MLR", "SVM"):
+            if f"{feature}+{classifier}" not in WRONG:
+                write_rendered_eval(tmp_path, f"{feature}+{classifier}", "this run")
+    run = make_tables(tmp_path)
+    assert run.returncode == 0 and run.stderr == "", run.stderr
 
 
 def write_lmdb_info(lmdb_dir, tag):

@@ -41,11 +41,11 @@ from sdc.errors import UserError, run_main
 DEFAULT_WORK_DIR = neu.WORK_DIR / "features"
 
 
-def run_row(args, protocol, feature, classifier, sets, latency_image):
+def run_row(args, protocol, feature, classifier, sets, paths, latency_image):
     name = protocols.row_name(feature, classifier, protocol)
     out = args.out / name
     params = protocol.feature_params(feature)
-    inputs = {"protocol": protocol.describe(), **baseline_rows.sources(sets),
+    inputs = {"protocol": protocol.describe(), **baseline_rows.sources(sets, paths),
               "feature": texture.describe(feature, params),
               "classifier": {"name": classifier, "search": classical.grid_description(classifier, protocol.standardise),
                              "seed": args.seed}}
@@ -59,9 +59,9 @@ def run_row(args, protocol, feature, classifier, sets, latency_image):
                            standardise=protocol.standardise)
 
 
-def run_protocol(args, protocol, sources):
+def run_protocol(args, protocol, sources, paths):
     """The rows of one protocol: each feature's features of every source (cached or extracted), then
-    each classifier."""
+    each classifier (``paths``: the LMDBs whose records name the sources' images)."""
     latency_image = next(iter(sources["original"].read()))[2]
     for feature in (f for f in args.features if f in protocol.features):
         with tqdm(desc=f"{feature} features ({protocol.name})", unit="image") as bar:
@@ -73,7 +73,7 @@ def run_protocol(args, protocol, sources):
                      else f"{record['extraction_s']:.1f} s, {record['extraction_cpu_s']:.1f} CPU s")
             print(f"{feature:6s} {label:9s} {len(feature_set.keys):5d} images ({state})")
         for classifier in args.classifiers:
-            run_row(args, protocol, feature, classifier, sets, latency_image)
+            run_row(args, protocol, feature, classifier, sets, paths, latency_image)
 
 
 def main():
@@ -107,7 +107,7 @@ def main():
              for name in dict.fromkeys(args.protocols)]
     with threadpool_limits(1):  # parallel processes instead; BLAS threads only spin on a busy machine
         for protocol, sources in plans:
-            run_protocol(args, protocol, sources)
+            run_protocol(args, protocol, sources, paths)
     return 0
 
 

@@ -74,7 +74,7 @@ def main():
     net = evaluation.open_net(args.deploy, model, args.batch, args.gpu)
     with tqdm(total=total, desc=f"{NAME} features", unit="image") as bar:
         sets = {label: decaf.extract(net, path, bar) for label, path in paths.items()}
-    inputs = {**baseline_rows.sources(sets), "model": str(model), "model_sha1": weights.sha1_of(model),
+    inputs = {**baseline_rows.sources(sets, paths), "model": str(model), "model_sha1": weights.sha1_of(model),
               "feature": {"name": "DeCAF6", "net": str(args.deploy), "blob": decaf.FEATURE_BLOB,
                           "dimension": sets[baseline_rows.TRAIN].features.shape[1]},
               "classifier": {"name": CLASSIFIER, "search": classical.grid_description(CLASSIFIER), "seed": args.seed}}

@@ -50,7 +50,7 @@ def training_origins(evaluations, logs_dir):
 def evaluation_provenance(e, results):
     inputs = e.record["inputs"]
     return {"folder": e.folder.relative_to(results).as_posix(), "model_sha1": inputs.get("model_sha1"),
-            "train_images": inputs.get("train_images"), "test_fingerprints": e.test_fingerprints,
+            "train_images": inputs.get("train_images"), "test_records": e.test_records,
             "device": e.record["timing"].get("device")}
 
 

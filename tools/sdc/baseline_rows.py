@@ -30,15 +30,19 @@ def latency_record(paths):
     return next(iter(evaluation.LmdbSource(paths["original"]).read(0, 1)))
 
 
-def source_record(feature_set):
+def source_record(feature_set, lmdb_path):
+    """Where a feature set's pixels came from; "records": the fingerprint of the LMDB whose records name
+    its images (the pixels themselves may be those records rendered otherwise, e.g. the native 200 px files)."""
     record = feature_set.record
-    return {"source": record["source"], "fingerprint": record["fingerprint"], "count": record["images"]}
+    return {"source": record["source"], "fingerprint": record["fingerprint"], "count": record["images"],
+            "records": lmdb_io.require_info(lmdb_path).get("fingerprint")}
 
 
-def sources(sets):
-    """The "train" and "subsets" part of a row's inputs: what its features were computed from."""
-    return {"train": source_record(sets[TRAIN]), "train_images": sets[TRAIN].record["images"],
-            "subsets": {s: source_record(sets[s]) for s in degrade.TEST_SUBSETS}}
+def sources(sets, paths):
+    """The "train" and "subsets" part of a row's inputs: what its features were computed from
+    (``paths``: lmdb_paths, the LMDBs whose records name the images)."""
+    return {"train": source_record(sets[TRAIN], paths[TRAIN]), "train_images": sets[TRAIN].record["images"],
+            "subsets": {s: source_record(sets[s], paths[s]) for s in degrade.TEST_SUBSETS}}
 
 
 def is_current(out, inputs):

@@ -111,8 +111,12 @@ class Evaluation:
         return self.record["accuracy"]
 
     @property
-    def test_fingerprints(self):
-        return {s: entry.get("fingerprint") for s, entry in self.record["inputs"].get("subsets", {}).items()}
+    def test_records(self):
+        """{subset: fingerprint of the test LMDB whose records were evaluated}: a classical protocol may
+        have read those records' images rendered otherwise (e.g. the native 200 px files), which its
+        "records" entry names."""
+        return {s: entry.get("records", entry.get("fingerprint"))
+                for s, entry in self.record["inputs"].get("subsets", {}).items()}
 
     def predictions(self, subset):
         """(keys, labels, preds) of one subset; for POOLED, the degraded subsets' records in the paper's
@@ -127,10 +131,6 @@ class Evaluation:
                 self._predictions[subset] = evaluation.read_predictions(
                     self.folder / evaluation.predictions_file(subset))
         return self._predictions[subset]
-
-    def base_images(self, subset):
-        """The base test images behind a subset's records (each original image, or what was degraded)."""
-        return frozenset(stats.cluster_of(key) for key in self.predictions(subset)[0])
 
     def scored(self, subset, label=None):
         """(keys, per-record correctness, clusters) of a subset (of its records of true class ``label``);
@@ -184,11 +184,10 @@ def test_set_of_lmdbs(lmdb_dir):
 
 
 def shared_test_set(evaluations):
-    """{subset: fingerprint} that most evaluations of unlabelled rows recorded: the run's own test images."""
+    """{subset: fingerprint} of the test LMDB that most evaluations read: the run's own test images."""
     reference = {}
     for subset in TABLE2_COLUMNS:
-        counts = Counter(e.test_fingerprints[subset] for name, e in evaluations.items()
-                         if subset in e.test_fingerprints and not LABELLED_ROW.match(name))
+        counts = Counter(e.test_records[subset] for e in evaluations.values() if subset in e.test_records)
         ranked = counts.most_common(2)
         if len(ranked) == 2 and ranked[0][1] == ranked[1][1]:
             raise UserError(f"the evaluations disagree on the {subset} test images with no majority: pass "
@@ -201,20 +200,11 @@ def shared_test_set(evaluations):
 def split_stale(evaluations, reference):
     """(the evaluations of this run, {name: why each other one is a left-over of an earlier run}).
 
-    Every evaluation of one run reads the same test LMDBs, whose fingerprints are ``reference``: an
-    evaluation on other LMDBs comes from an earlier run (another --eval-per-class, another enhanced set).
-    A labelled row ("<paper row> (<label>)", e.g. a baseline under another protocol) may read the same
-    test images rendered otherwise (e.g. at 200 px), so it only has to hold the same base test images
-    as the run's other evaluations."""
-    unlabelled = {name: found for name, found in evaluations.items() if not LABELLED_ROW.match(name)}
-    differing = {name: [s for s, fingerprint in found.test_fingerprints.items()
-                        if s in reference and fingerprint != reference[s]]
-                 for name, found in unlabelled.items()}
-    run = next((found for name, found in unlabelled.items() if not differing[name]), None)
-    for name, found in evaluations.items():
-        if name not in unlabelled:
-            differing[name] = [s for s in found.accuracy if run and s in run.accuracy and s != POOLED
-                               and found.base_images(s) != run.base_images(s)]
+    Every evaluation of one run reads the records of the same test LMDBs, whose fingerprints are
+    ``reference``: an evaluation of other LMDBs comes from an earlier run (another --eval-per-class,
+    another enhanced set)."""
+    differing = {name: [s for s, records in found.test_records.items() if s in reference and records != reference[s]]
+                 for name, found in evaluations.items()}
     current = {name: found for name, found in evaluations.items() if not differing[name]}
     stale = {name: f"evaluated on other test images than this run's ({', '.join(subsets)})"
              for name, subsets in differing.items() if subsets}

@@ -254,6 +254,6 @@ def test_random_splits_take_per_class_images_for_training():
 def test_song_yan_window_options_are_checked_before_any_work():
     for args, message in ((["--feature", "GLCM", "--window", "3"], "apply to AECLBP and AELTP, not GLCM"),
                           (["--window", "4"], "--window 4: give an odd size")):
-        run = subprocess.run([sys.executable, str(REPO / "tools" / "song_yan_protocol.py"), *args,
+        run = subprocess.run([sys.executable, str(REPO / "tools" / "extra" / "song_yan_protocol.py"), *args,
                               "--neu-dir", "/nonexistent"], capture_output=True, text=True)
         assert run.returncode == 2 and run.stderr.count("\n") == 1 and message in run.stderr

@@ -205,7 +205,7 @@ for model in "${released[@]}"; do
   curve_models+=(--model "released/$model" "pretrained/weights/$model.caffemodel" "prototxt/${model}_deploy.prototxt")
 done
 curve_per_class=${per_class:-$([ "$profile" = smoke ] && echo 5 || true)}
-py tools/robustness_curves.py "${curve_models[@]}" --out "$results/robustness" --lmdb-dir "$data_dir/lmdb" \
+py tools/extra/robustness_curves.py "${curve_models[@]}" --out "$results/robustness" --lmdb-dir "$data_dir/lmdb" \
   ${curve_per_class:+--per-class "$curve_per_class"} "${gpu_args[@]}"
 
 stage "tables and figures"

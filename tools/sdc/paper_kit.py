@@ -1,4 +1,4 @@
-"""The paper-schedule GPU kit (tools/gpu_paper_run.py, tools/adopt_gpu_runs.py): what trains, in which
+"""The paper-schedule GPU kit (tools/caffe/gpu_paper_run.py, tools/caffe/adopt_gpu_runs.py): what trains, in which
 order, and what travels to the GPU machine and back.
 
 Standard library only at import time: the GPU machine imports it before the carried lmdb wheel is

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Table 4 timings: `caffe time` per batch size, and pycaffe's time to classify one image.
 
-    tools/bench_caffe.py [--variants SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF] [--batch 1 64]
+    tools/extra/bench_caffe.py [--variants SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF] [--batch 1 64]
                          [--iterations 20] [--pycaffe-repeats 50] [--weights-dir pretrained/weights]
                          [--image BMP | --neu-dir DIR] [--gpu N] [--per-layer] [--out docs/benchmark_cpu.md]
 
@@ -32,10 +32,11 @@ import numpy as np
 from google.protobuf import text_format
 from tqdm import tqdm
 
+import _init_paths  # noqa: F401  (tools/ on sys.path)
 from sdc import atomic, caffe_env, evaluation, gpu, neu, provenance, split, tables
 from sdc.errors import UserError, run_main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 VARIANTS = ["SDC-SN", "SDC-SN-ELF", "SDC-SN-ELF-MRF"]
 PAPER_VALUES = REPO / "docs" / "paper_values.csv"
 # The lines `caffe time` ends with (tools/caffe.cpp), one value each.
@@ -70,7 +71,7 @@ def parse_caffe_time(log):
         match = pattern.search(log)
         if match is None:
             raise UserError(f"caffe time printed no '{pattern.pattern.split(':')[0]}' line: "
-                            "check the Caffe build (tools/install_caffe.sh)")
+                            "check the Caffe build (tools/caffe/install_caffe.sh)")
         result[key] = float(match.group(1))
         lines.append(log[log.rfind("\n", 0, match.start()) + 1:log.find("\n", match.end())].strip())
     result["caffe_lines"] = lines
@@ -228,7 +229,7 @@ def main(argv=None):
                 bar.set_postfix_str(f"pycaffe {variant}")
                 pycaffe.append(pycaffe_row(variant, models[variant], image, args.pycaffe_repeats, args.gpu))
                 bar.update()
-    command = " ".join(["tools/bench_caffe.py", *(argv if argv is not None else sys.argv[1:])])
+    command = " ".join(["tools/extra/bench_caffe.py", *(argv if argv is not None else sys.argv[1:])])
     record = provenance.collect(
         gpu=args.gpu, wall_times={"benchmark": round(time.time() - started, 1)}, command=command,
         blas_threads=os.environ.get("OPENBLAS_NUM_THREADS", f"OpenBLAS default ({os.cpu_count()} cores)")

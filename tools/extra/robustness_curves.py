@@ -2,7 +2,7 @@
 """Accuracy against the strength of each degradation (beyond the paper): luminance alpha 0-1.2,
 noise SNR 10-50 dB, motion-blur length 1-9.
 
-    tools/robustness_curves.py --model SDC-SN-ELF-MRF runs/paper/SDC-SN-ELF-MRF/final.caffemodel \\
+    tools/extra/robustness_curves.py --model SDC-SN-ELF-MRF runs/paper/SDC-SN-ELF-MRF/final.caffemodel \\
                                    prototxt/SDC-SN-ELF-MRF_deploy.prototxt \\
                                --model released/SDC-SN-ELF-MRF <caffemodel> <deploy> ... \\
                                --out results/paper/robustness [--lmdb-dir datasets/work/lmdb] [--draws 1]
@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+import _init_paths  # noqa: F401  (tools/ on sys.path)
 from sdc import atomic, degrade, evaluation, lmdb_io, neu, plotting, provenance, stats, weights
 from sdc.errors import UserError, run_main
 
@@ -206,7 +207,7 @@ def main():
         for degradation in args.degradations:
             plotting.save(plot(rows, degradation), tmp / f"robustness_{degradation}")
         provenance.write(tmp, gpu=args.gpu, seeds={"degradations": args.seed}, wall_times={"sweep": wall},
-                         command="tools/robustness_curves.py", lmdb_dir=provenance.shown(args.lmdb_dir),
+                         command="tools/extra/robustness_curves.py", lmdb_dir=provenance.shown(args.lmdb_dir),
                          images=n_images, draws=args.draws,
                          models={n: {"caffemodel": provenance.shown(m), "deploy": provenance.shown(d)}
                                  for n, (m, d) in models.items()})

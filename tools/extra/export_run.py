@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Copy what a reader needs of a training run folder into results/, without this machine's paths.
 
-    tools/export_run.py RUN_DIR DEST
+    tools/extra/export_run.py RUN_DIR DEST
 
 Copies learning_curve.csv/.png, provenance.json, solver.prototxt, train_val.prototxt and the train-*.log
 files (not the snapshots). In the text files, paths inside the repository become repository-relative,
@@ -11,6 +11,7 @@ import argparse
 import shutil
 from pathlib import Path
 
+import _init_paths  # noqa: F401  (tools/ on sys.path)
 from sdc import atomic, caffe_log, provenance
 from sdc.errors import UserError, run_main
 

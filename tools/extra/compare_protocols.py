@@ -3,7 +3,7 @@
 cells (9 rows x 7 columns), per protocol the mean absolute difference over its cells and the mean
 signed difference of each column.
 
-    tools/compare_protocols.py --eval results/paper/eval [--paper-values docs/paper_values.csv]
+    tools/extra/compare_protocols.py --eval results/paper/eval [--paper-values docs/paper_values.csv]
         [--protocols network-input ...] [--out comparison.md]
 
 Reads the evaluation folders tools/classical_baselines.py wrote under --eval (rows named by
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+import _init_paths  # noqa: F401  (tools/ on sys.path)
 from sdc import atomic, classical, neu, protocols, tables, texture
 from sdc.errors import UserError, run_main
 

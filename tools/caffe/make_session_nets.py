@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Write the nets a GPU session runs with the bundled `caffe` (no pycaffe there), two per variant
-and batch: the timing net of tools/bench_caffe.py as is (a cuDNN build then uses cuDNN for
+and batch: the timing net of tools/extra/bench_caffe.py as is (a cuDNN build then uses cuDNN for
 convolution, average pooling, ReLU and softmax), and the same net with every layer that has an
 engine set to CAFFE (Caffe's own CUDA kernels: the path without cuDNN).
 
-    tools/make_session_nets.py OUT_DIR [--variants ...] [--batch 1 18 64]
+    tools/caffe/make_session_nets.py OUT_DIR [--variants ...] [--batch 1 18 64]
 
 Files: OUT_DIR/<variant>_b<batch>_<cudnn|caffe>.prototxt.
 """
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
+import _init_paths  # noqa: F401  (tools/ on sys.path)
 import bench_caffe
 from sdc import atomic, caffe_env
 from sdc.errors import run_main

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How close each noisy test image comes to the paper's SNR (Fu et al. 2019, Eq. 5).
 
-    tools/noise_snr.py [--neu-dir DIR] [--seed 2019] [--size 256] [--per-class N]
+    tools/extra/noise_snr.py [--neu-dir DIR] [--seed 2019] [--size 256] [--per-class N]
 
 Redraws the noise of the enhanced set's noise subsets exactly as tools/make_enhanced.py does (same
 seed, same per-image streams) and prints, per subset, the distribution of SNR - target over the draws:
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+import _init_paths  # noqa: F401  (tools/ on sys.path)
 from sdc import degrade, neu, split
 from sdc.errors import run_main
 

@@ -3,19 +3,19 @@
 package index (Python 3 with numpy, Pillow, scikit-image, protobuf; NVIDIA's libraries in a venv),
 in windows of one call each, every window continuing where the last one stopped.
 
-    tools/gpu_paper_run.py prepare [--prefix P] [--kit DIR] [--lmdb-dir DIR] [--neu-archive FILE]   (here)
-    tools/gpu_paper_run.py run [--budget S] [--concurrency K] [--kit DIR] [--out DIR]               (GPU machine)
-    tools/adopt_gpu_runs.py FOLDER                                                                 (here, after)
+    tools/caffe/gpu_paper_run.py prepare [--prefix P] [--kit DIR] [--lmdb-dir DIR] [--neu-archive FILE]   (here)
+    tools/caffe/gpu_paper_run.py run [--budget S] [--concurrency K] [--kit DIR] [--out DIR]               (GPU machine)
+    tools/caffe/adopt_gpu_runs.py FOLDER                                                                  (here, after)
 
 prepare packs the kit (default .carry/gpu-paper, git-ignored): the CUDA build as a relocatable bundle
-(default: the sm_90 build tools/install_caffe.sh --cuda --cuda-arch 90 made), NEU-CLS as an archive,
+(default: the sm_90 build tools/caffe/install_caffe.sh --cuda --cuda-arch 90 made), NEU-CLS as an archive,
 the py-lmdb wheel for the GPU machine's Python, the ImageNet weights (xz) while a fine-tuned job has
 not started, the gate's nets, and KIT.json with the identity (builder fingerprint, record count, sha256 of
 the records) of the LMDBs built here. It checks that the working tree plus the kit stay within what
 one call carries (64 MiB); when the weights do not fit beside the returned runs, the jobs that need
 them wait for a later window and prepare says so.
 
-run, on the GPU machine, in one call (`run(command="python3 tools/gpu_paper_run.py run",
+run, on the GPU machine, in one call (`run(command="python3 tools/caffe/gpu_paper_run.py run",
 carry=[".carry/gpu-paper"], timeout_s=600)`):
   1. unpacks the bundle, installs the carried wheels into a folder on PYTHONPATH, finds cuBLAS,
      cuRAND, cuDNN and cudart (first under /opt/torch/.venv) and records GPU, driver, CUDA runtime
@@ -66,12 +66,14 @@ import tarfile
 import time
 from pathlib import Path
 
+import _init_paths  # noqa: F401  (tools/ on sys.path)
 import compare_net_io
 from sdc import atomic, paper_kit
 from sdc.errors import UserError, run_main
 
 REPO = paper_kit.REPO
 TOOLS = REPO / "tools"
+CAFFE_TOOLS = TOOLS / "caffe"
 VARIANTS = ("SDC-SN", "SDC-SN-ELF", "SDC-SN-ELF-MRF")
 CUDA_SEARCH = ("/opt/torch/.venv", "/opt", "/usr/local", "/usr/lib")
 STOP_RESERVE_S = 75     # SIGINT this long before --budget ends: Caffe's iteration and snapshot, packing
@@ -83,10 +85,10 @@ TF32_ENV = {"NVIDIA_TF32_OVERRIDE": "0"}
 # ---- prepare (here) ---------------------------------------------------------------------------
 def cuda_prefix():
     py = REPO / ".venv" / "bin" / "python"
-    run = subprocess.run([str(TOOLS / "install_caffe.sh"), "--cuda", "--cuda-arch", "90", "--python", str(py),
+    run = subprocess.run([str(CAFFE_TOOLS / "install_caffe.sh"), "--cuda", "--cuda-arch", "90", "--python", str(py),
                           "--print-prefix"], capture_output=True, text=True)
     if run.returncode != 0:
-        raise UserError("no CUDA build for sm_90: run tools/install_caffe.sh --cuda --cuda-arch 90 "
+        raise UserError("no CUDA build for sm_90: run tools/caffe/install_caffe.sh --cuda --cuda-arch 90 "
                         f"--python {py} (about 23 min on 2 cores), or pass --prefix")
     return Path(run.stdout.strip().splitlines()[-1])
 
@@ -140,7 +142,7 @@ def prepare(args):
     with atomic.atomic_path(args.kit) as kit:
         kit.mkdir()
         print(f"bundling {prefix}", file=sys.stderr)
-        subprocess.run(["bash", str(TOOLS / "bundle_caffe.sh"), str(prefix), "--out", str(kit / paper_kit.BUNDLE)],
+        subprocess.run(["bash", str(CAFFE_TOOLS / "bundle_caffe.sh"), str(prefix), "--out", str(kit / paper_kit.BUNDLE)],
                        check=True, stdout=subprocess.DEVNULL)
         if not Path(args.neu_archive).is_file():
             print(f"packing NEU-CLS into {args.neu_archive}", file=sys.stderr)
@@ -425,7 +427,7 @@ def run(args):
     kit = Path(args.kit)
     kit_info = paper_kit.read_json(kit / paper_kit.KIT_FILE)
     if kit_info is None:
-        raise UserError(f"no kit at {kit}: run tools/gpu_paper_run.py prepare here first and carry it")
+        raise UserError(f"no kit at {kit}: run tools/caffe/gpu_paper_run.py prepare here first and carry it")
     work = Path(args.work)
     for folder in ("caffe", "site", "lmdb", "gate", "logs", "NEU", paper_kit.WEIGHTS):
         shutil.rmtree(work / folder, ignore_errors=True)

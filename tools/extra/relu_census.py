@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Dead ReLUs and weight movement of trained snapshots: why a training collapsed to one class.
 
-    tools/relu_census.py --deploy prototxt/SDC-SN-ELF-MRF_deploy.prototxt --start START.caffemodel \
+    tools/extra/relu_census.py --deploy prototxt/SDC-SN-ELF-MRF_deploy.prototxt --start START.caffemodel \
                          --model NAME=SNAPSHOT.caffemodel [--model ...] [--lmdb datasets/work/lmdb/test_original_lmdb]
                          [--images 60] --out results/solver_study/relu_census.csv
 
@@ -14,6 +14,7 @@ import csv
 import io
 from pathlib import Path
 
+import _init_paths  # noqa: F401  (tools/ on sys.path)
 from sdc import activity, atomic, cli, evaluation, neu
 from sdc.errors import UserError, run_main
 

@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+import _init_paths  # noqa: F401, E402  (tools/ on sys.path)
 from sdc import atomic, degrade, neu, split  # noqa: E402
 from sdc.errors import run_main  # noqa: E402
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from sdc.variants import VARIANTS
+
 REPO = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("bench_caffe", REPO / "tools" / "extra" / "bench_caffe.py")
 bench_caffe = importlib.util.module_from_spec(spec)
@@ -25,7 +27,7 @@ I20261126 10:59:59.801063 21626 caffe.cpp:414] Total Time: 101 ms.
 """
 
 
-@pytest.mark.parametrize("variant", bench_caffe.VARIANTS)
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_timing_net_has_batch_inputs_and_a_loss(caffe, tmp_path, variant):
     text = bench_caffe.timing_net(REPO / "prototxt" / f"{variant}_deploy.prototxt", 3)
     (tmp_path / "timing.prototxt").write_text(text)

@@ -9,10 +9,10 @@ from google.protobuf import text_format
 from PIL import Image
 
 from sdc import netcheck
+from sdc.variants import VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
 PROTOTXT = REPO / "prototxt"
-VARIANTS = ("SDC-SN", "SDC-SN-ELF", "SDC-SN-ELF-MRF")
 FILES = {f"{v}_{kind}.prototxt" for v in VARIANTS + ("ETE",) for kind in ("train_val", "deploy")} | {
     "squeezenet_v1.0_deploy.prototxt", "CaffeNet_deploy.prototxt"}  # ETE, CaffeNet: tests/test_baseline_nets.py
 # SqueezeNet v1.0 (Iandola et al. 2016, Table 1): fire module -> (squeeze1x1, expand1x1 = expand3x3).

@@ -11,6 +11,7 @@ import pytest
 
 from sdc import degrade, evaluation, lmdb_io, neu, tables, training_origin, weights
 from sdc.errors import UserError
+from sdc.variants import VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "tables"
@@ -347,7 +348,7 @@ def test_paper_values_file_holds_the_papers_336_values():
     values = {key: v.value for key, v in paper.values.items()}
     assert len(values) == 336
     assert all(v.source.startswith("Fu et al. 2019") for v in paper.values.values())
-    assert paper.rows["2"] == list(tables.VARIANTS)
+    assert paper.rows["2"] == list(VARIANTS)
     assert paper.rows["3"] == ["GLCM+SVM", "GLCM+NNC", "GLCM+MLR", "AELTP+SVM", "AELTP+NNC", "AELTP+MLR",
                                "AECLBP+SVM", "AECLBP+NNC", "AECLBP+MLR", "ETE", "DeCAF+MLR", "SDC-SN-ELF-MRF"]
     assert paper.rows["4"] == ["ETE", "DeCAF+MLR", "SDC-SN-ELF-MRF"]

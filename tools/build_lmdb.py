@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sdc import degrade, lmdb_io, lock, neu, provenance, split
+from sdc import cli, degrade, hashing, lmdb_io, lock, neu, paths, provenance, split
 from sdc.errors import UserError, run_main
 
 TARGETS = ("train",) + degrade.TEST_SUBSETS
@@ -102,7 +102,7 @@ def external_entries(root, per_class):
 def fingerprint(entries):
     digest = hashlib.sha256(f"format {FORMAT_VERSION} side {neu.NETWORK_SIDE}\n".encode())
     for rel, path, label in entries:
-        digest.update(f"{rel} {label} {neu.sha256_file(path)}\n".encode())
+        digest.update(f"{rel} {label} {hashing.sha256_file(path)}\n".encode())
     return digest.hexdigest()
 
 
@@ -165,10 +165,10 @@ def build_all(args, plan):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--neu-dir", help=f"NEU-CLS root (default: ${neu.ENV_VAR}, else datasets/NEU-CLS)")
-    parser.add_argument("--splits", default=split.DEFAULT_DIR, help="folder of train.txt/test.txt (default: %(default)s)")
-    parser.add_argument("--enhanced", default=neu.ENHANCED_DIR, help="make_enhanced.py output (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=neu.LMDB_DIR, help="default: %(default)s")
+    cli.add_neu_dir(parser)
+    parser.add_argument("--splits", default=paths.SPLITS_DIR, help="folder of train.txt/test.txt (default: %(default)s)")
+    parser.add_argument("--enhanced", default=paths.ENHANCED_DIR, help="make_enhanced.py output (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=paths.LMDB_DIR, help="default: %(default)s")
     parser.add_argument("--only", nargs="+", choices=TARGETS + (AUGMENTED,),
                         help=f"build only these (default: the 8 of {', '.join(TARGETS)})")
     parser.add_argument("--external", action="append", default=[], metavar="SUBSET=DIR",

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sdc import degrade, evaluation, lmdb_io, lock, neu, provenance, weights
+from sdc import cli, degrade, evaluation, hashing, lmdb_io, lock, provenance
 from sdc.errors import UserError, run_main
 
 
@@ -38,7 +38,7 @@ def plan_inputs(args):
     for subset in args.subsets or degrade.TEST_SUBSETS:
         if subset in lists:
             source = evaluation.ListSource(lists[subset], args.image_root)
-            plan[subset] = (source, neu.sha256_file(source.path), source.count())
+            plan[subset] = (source, hashing.sha256_file(source.path), source.count())
             continue
         path = args.lmdb_dir / lmdb_io.test_name(subset)
         info = lmdb_io.require_info(path, f"run tools/build_lmdb.py (or pass --lmdb-dir, or --list {subset}=LIST)")
@@ -81,7 +81,7 @@ def main():
     parser.add_argument("--deploy", type=Path, required=True, help="its prototxt/<variant>_deploy.prototxt")
     parser.add_argument("--name", required=True, help="row name in the tables, e.g. SDC-SN or released/SDC-SN")
     parser.add_argument("--out", type=Path, required=True, help="output folder, e.g. results/paper/eval/<name>")
-    parser.add_argument("--lmdb-dir", type=Path, default=neu.LMDB_DIR, help="default: %(default)s")
+    cli.add_lmdb_dir(parser)
     parser.add_argument("--subsets", nargs="+", choices=degrade.TEST_SUBSETS, help="default: all seven")
     parser.add_argument("--list", action="append", default=[], metavar="SUBSET=LIST",
                         help="read SUBSET from a Caffe list file instead of its LMDB (repeatable)")
@@ -94,7 +94,7 @@ def main():
                         help="CPU only: processes with one BLAS thread each (default: the %(default)s cores)")
     parser.add_argument("--train-lmdb", type=Path, help="the LMDB the model was trained on: its record count "
                         "goes into Table 4 (omit for models trained elsewhere)")
-    parser.add_argument("--gpu", type=int, help="GPU id (default: CPU)")
+    cli.add_gpu(parser)
     parser.add_argument("--force", action="store_true", help="evaluate even if --out is up to date")
     args = parser.parse_args()
     if args.batch < 1 or args.workers < 1:
@@ -106,8 +106,8 @@ def main():
         if not path.is_file():
             raise UserError(f"{what} {path} not found: pass an existing file")
     plan = plan_inputs(args)
-    inputs = {"model": str(args.model), "model_sha1": weights.sha1_of(args.model),
-              "deploy": str(args.deploy), "deploy_sha256": neu.sha256_file(args.deploy),
+    inputs = {"model": str(args.model), "model_sha1": hashing.sha1_file(args.model),
+              "deploy": str(args.deploy), "deploy_sha256": hashing.sha256_file(args.deploy),
               "subsets": {s: {"source": str(src), "fingerprint": f, "count": n} for s, (src, f, n) in plan.items()}}
     if args.train_lmdb is not None:
         inputs.update(train_lmdb=str(args.train_lmdb), train_images=lmdb_io.require_info(

@@ -30,7 +30,7 @@ from pathlib import Path
 import lmdb
 import numpy as np
 
-from sdc import evaluation, lmdb_io, neu, plotting, tables
+from sdc import cli, evaluation, lmdb_io, paths, plotting, tables
 from sdc.errors import UserError, run_main
 
 CLASSES = tables.CLASS_NAMES
@@ -288,9 +288,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="paper", help="default: %(default)s")
     parser.add_argument("--results", type=Path, help="results folder (default: results/<profile>)")
-    parser.add_argument("--lmdb-dir", type=Path, default=neu.LMDB_DIR,
-                        help="the test LMDBs the evaluations read, for the example grid (default: %(default)s)")
-    parser.add_argument("--paper-values", type=Path, default=neu.REPO / "docs" / "paper_values.csv",
+    cli.add_lmdb_dir(parser, "the test LMDBs the evaluations read, for the example grid")
+    parser.add_argument("--paper-values", type=Path, default=paths.PAPER_VALUES,
                         help="default: %(default)s")
     parser.add_argument("--examples-model", default="SDC-SN-ELF-MRF",
                         help="model of the example grid (default: %(default)s; skipped when not evaluated)")
@@ -298,7 +297,7 @@ def main():
     args = parser.parse_args()
     if args.per_class < 1:
         raise UserError("--per-class must be positive")
-    results = args.results or neu.REPO / "results" / args.profile
+    results = args.results or paths.RESULTS_DIR / args.profile
     paper = tables.load_paper_values(args.paper_values)
     evaluations, not_run = run_evaluations(results)
     out = results / "figures"

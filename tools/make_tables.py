@@ -20,10 +20,9 @@ import json
 import sys
 from pathlib import Path
 
-from sdc import atomic, neu, provenance, tables, training_origin
+from sdc import atomic, paths, provenance, tables, training_origin
 from sdc.errors import UserError, run_main
 
-DEFAULT_PAPER_VALUES = neu.REPO / "docs" / "paper_values.csv"
 
 
 def header(profile, paper_values):
@@ -60,9 +59,9 @@ def main():
     parser.add_argument("--results", type=Path, help="results folder (default: results/<profile>)")
     parser.add_argument("--lmdb-dir", type=Path, help="the test LMDBs this run evaluated on (default: the test "
                         "images most evaluation folders share)")
-    parser.add_argument("--paper-values", type=Path, default=DEFAULT_PAPER_VALUES, help="default: %(default)s")
+    parser.add_argument("--paper-values", type=Path, default=paths.PAPER_VALUES, help="default: %(default)s")
     args = parser.parse_args()
-    results = (args.results or neu.REPO / "results" / args.profile).resolve()
+    results = (args.results or paths.RESULTS_DIR / args.profile).resolve()
     eval_dir = results / "eval"
     if not eval_dir.is_dir():
         raise UserError(f"no evaluations at {eval_dir}: run tools/evaluate.py --out {eval_dir}/<name> first")

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import _init_paths  # noqa: F401  (tools/ on sys.path)
-from sdc import atomic, caffe_log, paper_kit, provenance, training, weights
+from sdc import atomic, caffe_log, hashing, paper_kit, provenance, training
 from sdc.errors import UserError, run_main
 
 
@@ -48,7 +48,7 @@ def adopt_job(name, entry, folder, runs_dir, partial_dir):
         final = run_dir / training.FINAL_MODEL
         note = {"iteration": entry["returned_iteration"], "target_iteration": entry["target_iteration"],
                 "run_dir": provenance.shown(run_dir), "windows": len(windows),
-                "final_caffemodel_sha1": weights.sha1_of(final) if final.is_file() else None}
+                "final_caffemodel_sha1": hashing.sha1_file(final) if final.is_file() else None}
         atomic.write_text(done_note, json.dumps(note, indent=1) + "\n")
         partial.unlink(missing_ok=True)
         return f"{name}: finished at iteration {entry['returned_iteration']} -> {run_dir}"

@@ -68,13 +68,13 @@ from pathlib import Path
 
 import _init_paths  # noqa: F401  (tools/ on sys.path)
 import compare_net_io
-from sdc import atomic, paper_kit
+from sdc import atomic, hashing, paper_kit, paths
 from sdc.errors import UserError, run_main
+from sdc.variants import VARIANTS
 
-REPO = paper_kit.REPO
+REPO = paths.REPO
 TOOLS = REPO / "tools"
 CAFFE_TOOLS = TOOLS / "caffe"
-VARIANTS = ("SDC-SN", "SDC-SN-ELF", "SDC-SN-ELF-MRF")
 CUDA_SEARCH = ("/opt/torch/.venv", "/opt", "/usr/local", "/usr/lib")
 STOP_RESERVE_S = 75     # SIGINT this long before --budget ends: Caffe's iteration and snapshot, packing
 KILL_RESERVE_S = 25     # what is still running this long before the end is killed
@@ -174,7 +174,7 @@ def prepare(args):
         info = {"git_commit": provenance.git_commit(),
                 "caffe_build": json.loads((prefix.parent / "BUILD_INFO.json").read_text()),
                 "lmdbs": identities, "per_class": per_class,
-                "weights": init.name if init else None, "weights_sha1": weights.sha1_of(init) if init else None,
+                "weights": init.name if init else None, "weights_sha1": hashing.sha1_file(init) if init else None,
                 "wheel": wheel.name,
                 "job_states_when_prepared": states, "waiting_for_room": waiting,
                 "travel_bytes": {"working_tree": tree, "kit": total_kit, "limit": paper_kit.TRAVEL_LIMIT},
@@ -459,8 +459,7 @@ def run_steps(args, window, kit, kit_info, work):
         init = work_weights(kit_info, work)
         init.parent.mkdir(parents=True, exist_ok=True)
         init.write_bytes(lzma.decompress((kit / paper_kit.WEIGHTS / f"{init.name}.xz").read_bytes()))
-        from sdc import weights
-        if weights.sha1_of(init) != kit_info["weights_sha1"]:
+        if hashing.sha1_file(init) != kit_info["weights_sha1"]:
             raise UserError(f"{init} does not have the sha1 {kit_info['weights_sha1']} recorded in the kit: prepare it again")
     sys.path.insert(0, str(work / "site"))
     os.environ["CAFFE_PREFIX"] = str(bundle)   # this process reads run folders with the bundle's caffe_pb2
@@ -635,8 +634,7 @@ def main(argv=None):
                         "tenth of the memory of the 180-image one (15 GB on the CPU)")
     args = parser.parse_args(argv)
     if args.command == "prepare":
-        from sdc import neu
-        args.lmdb_dir = args.lmdb_dir or neu.LMDB_DIR
+        args.lmdb_dir = args.lmdb_dir or paths.LMDB_DIR
         return prepare(args)
     return run(args)
 

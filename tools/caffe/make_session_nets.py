@@ -15,8 +15,9 @@ from google.protobuf import text_format
 
 import _init_paths  # noqa: F401  (tools/ on sys.path)
 import bench_caffe
-from sdc import atomic, caffe_env
+from sdc import atomic, caffe_env, paths
 from sdc.errors import run_main
+from sdc.variants import VARIANTS
 
 # Layer types with a cuDNN implementation, and the parameter that holds their engine.
 # SoftmaxWithLoss builds its Softmax from its own softmax_param.
@@ -39,12 +40,12 @@ def with_caffe_engine(net_text):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
-    ap.add_argument("--variants", nargs="+", default=bench_caffe.VARIANTS, choices=bench_caffe.VARIANTS)
+    ap.add_argument("--variants", nargs="+", default=VARIANTS, choices=VARIANTS)
     ap.add_argument("--batch", nargs="+", type=int, default=[1, 18, 64])
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for variant in args.variants:
-        deploy = bench_caffe.REPO / "prototxt" / f"{variant}_deploy.prototxt"
+        deploy = paths.deploy_prototxt(variant)
         for batch in args.batch:
             text = bench_caffe.timing_net(deploy, batch)
             atomic.write_text(args.out / f"{variant}_b{batch}_cudnn.prototxt", text)

@@ -33,12 +33,10 @@ from google.protobuf import text_format
 from tqdm import tqdm
 
 import _init_paths  # noqa: F401  (tools/ on sys.path)
-from sdc import atomic, caffe_env, evaluation, gpu, neu, provenance, split, tables
+from sdc import atomic, caffe_env, cli, evaluation, gpu, neu, paths, provenance, split, tables
 from sdc.errors import UserError, run_main
+from sdc.variants import VARIANTS
 
-REPO = Path(__file__).resolve().parents[2]
-VARIANTS = ["SDC-SN", "SDC-SN-ELF", "SDC-SN-ELF-MRF"]
-PAPER_VALUES = REPO / "docs" / "paper_values.csv"
 # The lines `caffe time` ends with (tools/caffe.cpp), one value each.
 SUMMARY = {"forward_ms": re.compile(r"Average Forward pass: ([0-9.]+) ms"),
            "backward_ms": re.compile(r"Average Backward pass: ([0-9.]+) ms"),
@@ -104,7 +102,7 @@ def released_model(weights_dir, variant):
 
 def first_test_image(neu_dir):
     """The first image of the committed test split, wherever the NEU-CLS layout puts it."""
-    name = Path(split.read_list(split.DEFAULT_DIR / "test.txt")[0][0]).name
+    name = Path(split.read_list(paths.SPLITS_DIR / "test.txt")[0][0]).name
     root = neu.locate(neu_dir)
     found = neu.scan(root).get(name)
     if not found:
@@ -136,7 +134,7 @@ def end_to_end_ms(deploy, model, image_path, repeats, gpu_id):
 
 
 def pycaffe_row(variant, model, image_path, repeats, gpu_id):
-    deploy = REPO / "prototxt" / f"{variant}_deploy.prototxt"
+    deploy = paths.deploy_prototxt(variant)
     forward = evaluation.latency_ms(deploy, model, network_input(image_path), repeats, gpu_id)
     end_to_end, predicted = end_to_end_ms(deploy, model, image_path, repeats, gpu_id)
     return {"variant": variant, "model": str(model), "image": str(image_path), "repeats": repeats,
@@ -145,7 +143,7 @@ def pycaffe_row(variant, model, image_path, repeats, gpu_id):
 
 def paper_latency():
     """The paper's Table 4 running time of SDC-SN-ELF-MRF, with its source, from docs/paper_values.csv."""
-    cell = tables.load_paper_values(PAPER_VALUES).get(("4", "SDC-SN-ELF-MRF", "latency_ms"))
+    cell = tables.load_paper_values(paths.PAPER_VALUES).get(("4", "SDC-SN-ELF-MRF", "latency_ms"))
     return None if cell is None else {"ms_per_image": cell.value, "source": cell.source}
 
 
@@ -191,11 +189,11 @@ def main(argv=None):
     ap.add_argument("--iterations", type=int, default=20, help="`caffe time` iterations (default %(default)s)")
     ap.add_argument("--pycaffe-repeats", type=int, default=50,
                     help="timed pycaffe runs per network (0: skip pycaffe; default %(default)s)")
-    ap.add_argument("--weights-dir", type=Path, default=REPO / "pretrained" / "weights",
+    ap.add_argument("--weights-dir", type=Path, default=paths.WEIGHTS_DIR,
                     help="folder with <variant>.caffemodel (default: pretrained/weights)")
     ap.add_argument("--image", type=Path, help="BMP to classify (default: the first test-split image in NEU-CLS)")
-    ap.add_argument("--neu-dir", help="NEU-CLS folder for the default --image (default: $NEU_DIR)")
-    ap.add_argument("--gpu", type=int, default=None, metavar="N", help="time on GPU N (default: CPU)")
+    cli.add_neu_dir(ap, ", for the default --image")
+    cli.add_gpu(ap, "time on GPU N (default: CPU)")
     ap.add_argument("--per-layer", action="store_true", help="add the per-layer breakdown")
     ap.add_argument("--out", type=Path, help="markdown report (default docs/benchmark_<cpu|gpu>.md)")
     args = ap.parse_args(argv)
@@ -205,7 +203,7 @@ def main(argv=None):
     if args.gpu is not None:
         gpu.require(args.gpu)
     caffe_env.import_caffe()
-    out = args.out or REPO / "docs" / f"benchmark_{'cpu' if args.gpu is None else 'gpu'}.md"
+    out = args.out or paths.REPO / "docs" / f"benchmark_{'cpu' if args.gpu is None else 'gpu'}.md"
     models, image = {}, None
     if args.pycaffe_repeats:
         models = {variant: released_model(args.weights_dir, variant) for variant in args.variants}
@@ -216,7 +214,7 @@ def main(argv=None):
     rows, pycaffe = [], []
     with tqdm(total=len(args.variants) * (len(args.batch) + bool(models)), desc="benchmark", unit="run") as bar:
         for variant in args.variants:
-            deploy = REPO / "prototxt" / f"{variant}_deploy.prototxt"
+            deploy = paths.deploy_prototxt(variant)
             for batch in args.batch:
                 bar.set_postfix_str(f"caffe time {variant} batch {batch}")
                 row = {"variant": variant, "batch": batch,

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import _init_paths  # noqa: F401  (tools/ on sys.path)
-from sdc import atomic, classical, neu, protocols, tables, texture
+from sdc import atomic, classical, paths, protocols, tables, texture
 from sdc.errors import UserError, run_main
 
 COLUMNS = tables.TABLE2_COLUMNS  # the paper's column order of Tables 2 and 3
@@ -97,7 +97,7 @@ def summary_record(comparisons):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval", type=Path, required=True, help="folder of the evaluation folders")
-    parser.add_argument("--paper-values", type=Path, default=neu.REPO / "docs" / "paper_values.csv",
+    parser.add_argument("--paper-values", type=Path, default=paths.PAPER_VALUES,
                         help="default: %(default)s")
     parser.add_argument("--protocols", nargs="+", choices=tuple(protocols.PROTOCOLS), default=list(protocols.PROTOCOLS))
     parser.add_argument("--out", type=Path, help="also write the Markdown here, and <out>.json")

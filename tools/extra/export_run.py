@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import _init_paths  # noqa: F401  (tools/ on sys.path)
-from sdc import atomic, caffe_log, provenance
+from sdc import atomic, caffe_log, paths
 from sdc.errors import UserError, run_main
 
 TEXT = ("learning_curve.csv", "provenance.json", "solver.prototxt", "train_val.prototxt")
@@ -20,7 +20,7 @@ TEXT = ("learning_curve.csv", "provenance.json", "solver.prototxt", "train_val.p
 
 def without_machine_paths(text, run_dir):
     """``text`` with the run folder, the repository and the home folder written independently of this machine."""
-    for path, shown in ((run_dir, "<run>"), (provenance.REPO, "."), (Path.home(), "~")):
+    for path, shown in ((run_dir, "<run>"), (paths.REPO, "."), (Path.home(), "~")):
         text = text.replace(f"{path}/", f"{shown}/").replace(str(path), shown)
     return text
 

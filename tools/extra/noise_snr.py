@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 import _init_paths  # noqa: F401  (tools/ on sys.path)
-from sdc import degrade, neu, split
+from sdc import cli, degrade, neu, paths, split
 from sdc.errors import run_main
 
 
@@ -31,8 +31,8 @@ def describe(deviations):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--neu-dir", help=f"NEU-CLS root (default: ${neu.ENV_VAR}, else datasets/NEU-CLS)")
-    parser.add_argument("--test-list", default=split.DEFAULT_DIR / "test.txt", help="default: %(default)s")
+    cli.add_neu_dir(parser)
+    parser.add_argument("--test-list", default=paths.SPLITS_DIR / "test.txt", help="default: %(default)s")
     parser.add_argument("--seed", type=int, default=degrade.DEFAULT_SEED, help="default: %(default)s")
     parser.add_argument("--size", type=int, default=neu.NETWORK_SIDE, help="default: %(default)s")
     parser.add_argument("--per-class", type=int, help="only the first N test images per class")

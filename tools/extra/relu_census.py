@@ -15,7 +15,7 @@ import io
 from pathlib import Path
 
 import _init_paths  # noqa: F401  (tools/ on sys.path)
-from sdc import activity, atomic, cli, evaluation, neu
+from sdc import activity, atomic, cli, evaluation, paths
 from sdc.errors import UserError, run_main
 
 FIELDS = ("model", "layer", "kind", "zero_fraction", "dead_channels", "channels", "weight_norm", "weight_change")
@@ -38,7 +38,7 @@ def main(argv=None):
     parser.add_argument("--start", type=Path, required=True, help="the start weights the changes are measured from")
     parser.add_argument("--model", type=cli.labelled_path("NAME=FILE.caffemodel"), action="append", required=True,
                         metavar="NAME=FILE")
-    parser.add_argument("--lmdb", type=Path, default=neu.LMDB_DIR / "test_original_lmdb")
+    parser.add_argument("--lmdb", type=Path, default=paths.LMDB_DIR / "test_original_lmdb")
     parser.add_argument("--images", type=int, default=60, help="how many test images (default 60)")
     parser.add_argument("--out", type=Path, required=True, help="CSV to write")
     args = parser.parse_args(argv)

@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 import _init_paths  # noqa: F401  (tools/ on sys.path)
-from sdc import atomic, degrade, evaluation, lmdb_io, neu, plotting, provenance, stats, weights
+from sdc import atomic, cli, degrade, evaluation, hashing, lmdb_io, plotting, provenance, stats
 from sdc.errors import UserError, run_main
 
 DEFAULT_SEED = 2019
@@ -166,7 +166,7 @@ def main():
     parser.add_argument("--model", nargs=3, action="append", required=True, metavar=("NAME", "CAFFEMODEL", "DEPLOY"),
                         help="a model to sweep (repeatable)")
     parser.add_argument("--out", type=Path, required=True, help="output folder, e.g. results/paper/robustness")
-    parser.add_argument("--lmdb-dir", type=Path, default=neu.LMDB_DIR, help="default: %(default)s")
+    cli.add_lmdb_dir(parser, "folder of test_original_lmdb")
     parser.add_argument("--degradations", nargs="+", choices=tuple(SWEEPS), default=tuple(SWEEPS),
                         help="default: all three")
     parser.add_argument("--draws", type=int, default=1, help="random draws per image and level (default: %(default)s)")
@@ -175,7 +175,7 @@ def main():
     parser.add_argument("--batch", type=int, default=evaluation.DEFAULT_BATCH, help="default: %(default)s")
     parser.add_argument("--workers", type=int, default=os.cpu_count(),
                         help="CPU only: processes with one BLAS thread each (default: the %(default)s cores)")
-    parser.add_argument("--gpu", type=int, help="GPU id (default: CPU)")
+    cli.add_gpu(parser)
     parser.add_argument("--force", action="store_true", help="sweep even if --out is up to date")
     args = parser.parse_args()
     if min(args.draws, args.batch, args.workers) < 1:
@@ -187,7 +187,7 @@ def main():
     n_images = len(read_originals(args.lmdb_dir, args.per_class))  # fails early on a bad LMDB
     for name, (model, deploy) in models.items():
         evaluation.load_net(deploy, model, 1)  # fails early, once, on a bad model
-    inputs = {"models": {name: {"caffemodel_sha1": weights.sha1_of(model), "deploy_sha256": neu.sha256_file(deploy)}
+    inputs = {"models": {name: {"caffemodel_sha1": hashing.sha1_file(model), "deploy_sha256": hashing.sha256_file(deploy)}
                          for name, (model, deploy) in models.items()},
               "test_original_lmdb": (lmdb_io.read_info(args.lmdb_dir / lmdb_io.test_name("original")) or {}).get("fingerprint"),
               "per_class": args.per_class, "draws": args.draws, "seed": args.seed,

@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 import _init_paths  # noqa: F401  (tools/ on sys.path)
-from sdc import atomic, classical, features, neu, provenance, texture
+from sdc import atomic, classical, cli, features, neu, provenance, texture
 from sdc.errors import UserError, run_main
 
 
@@ -60,7 +60,7 @@ def feature_params(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--neu-dir", help="NEU-CLS root (default: $NEU_DIR, else datasets/NEU-CLS)")
+    cli.add_neu_dir(parser)
     parser.add_argument("--splits", type=int, default=10, help="default: %(default)s")
     parser.add_argument("--per-class", type=int, default=150, help="training images per class (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="splits and cross-validation folds (default: %(default)s)")

@@ -9,10 +9,10 @@ import time
 
 import numpy as np
 
-from . import evaluation, lmdb_io, neu
+from . import evaluation, lmdb_io, paths
 from .features import FeatureSet
 
-DEPLOY = neu.REPO / "prototxt" / "CaffeNet_deploy.prototxt"
+DEPLOY = paths.deploy_prototxt("CaffeNet")
 WEIGHTS_ID = "bvlc_reference_caffenet"
 FEATURE_BLOB = "fc6"
 LAST_LAYER = "relu6"   # in place on fc6: once it ran, the blob holds the rectified values

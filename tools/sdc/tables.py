@@ -19,9 +19,9 @@ import numpy as np
 
 from . import evaluation, lmdb_io, neu, stats
 from .errors import UserError
+from .variants import VARIANTS
 
 PAPER_FIELDS = ("table", "row", "column", "value", "unit", "source")
-VARIANTS = ("SDC-SN", "SDC-SN-ELF", "SDC-SN-ELF-MRF")
 RELEASED = "released/"
 RELEASED_ROWS = tuple(RELEASED + v for v in VARIANTS)
 TABLE5_MODELS = ("SDC-SN-ELF-MRF", RELEASED + "SDC-SN-ELF-MRF")

@@ -13,12 +13,11 @@ import lmdb
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
-from . import atomic
+from . import atomic, paths
 from .caffe_env import caffe_pb2, read_proto
 from .errors import UserError
+from .variants import VARIANTS
 
-REPO = Path(__file__).resolve().parents[2]
-VARIANTS = ("SDC-SN", "SDC-SN-ELF", "SDC-SN-ELF-MRF")
 FROM_SCRATCH = ("ETE",)   # the Table 3/4 baseline CNN: no ImageNet initialisation
 MODELS = VARIANTS + FROM_SCRATCH
 SOLVER_FILE = "solver.prototxt"
@@ -57,7 +56,7 @@ def profile_of(profile, model):
 
 
 def default_solver(variant):
-    return REPO / "solvers" / f"{variant}_solver.prototxt"
+    return paths.SOLVERS_DIR / f"{variant}_solver.prototxt"
 
 
 def lmdb_entries(path):
@@ -161,7 +160,7 @@ def prepare(solver_path, variant, profile, lmdb_dir, max_iter=None, iter_size=No
     if solver.snapshot <= 0 or solver.test_interval <= 0 or solver.max_iter <= 0:
         raise UserError(f"{solver_path}: max_iter, snapshot and test_interval must be > 0 "
                         "(snapshots make the run resumable)")
-    net_path = Path(solver.net) if Path(solver.net).is_absolute() else REPO / solver.net
+    net_path = Path(solver.net) if Path(solver.net).is_absolute() else paths.REPO / solver.net
     net = read_proto(net_path, pb2.NetParameter())
     test_iter = rewrite_net(net, lmdb_dir)
     solver.net = NET_FILE

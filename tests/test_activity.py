@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from caffe.proto import caffe_pb2
 
-from sdc import activity, evaluation
+from sdc import activity, lmdb_io
 
 REPO = Path(__file__).resolve().parents[1]
 # Two 1x1 filters on the grey input: +1 (passes the bright images) and -1 (0 after the ReLU everywhere).
@@ -41,7 +41,7 @@ def two_units(tmp_path, caffe):
 
 def test_a_unit_that_is_zero_everywhere_is_dead(two_units, caffe):
     net = caffe.Net(str(two_units / "deploy.prototxt"), str(two_units / "trained.caffemodel"), caffe.TEST)
-    images = evaluation.LmdbSource(two_units / "images").read()
+    images = lmdb_io.LmdbSource(two_units / "images").read()
     [relu] = activity.relu_activity(net, images)
     assert (relu.layer, relu.zero_fraction, relu.dead_channels, relu.channels) == ("relu", 0.5, 1, 2)
     [change] = activity.weight_change(two_units / "trained.caffemodel", two_units / "start.caffemodel")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sdc import timing
 from sdc.variants import VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +30,7 @@ I20261126 10:59:59.801063 21626 caffe.cpp:414] Total Time: 101 ms.
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_timing_net_has_batch_inputs_and_a_loss(caffe, tmp_path, variant):
-    text = bench_caffe.timing_net(REPO / "prototxt" / f"{variant}_deploy.prototxt", 3)
+    text = timing.timing_net(REPO / "prototxt" / f"{variant}_deploy.prototxt", 3)
     (tmp_path / "timing.prototxt").write_text(text)
     net = caffe.Net(str(tmp_path / "timing.prototxt"), caffe.TEST)
     assert net.blobs["data"].data.shape == (3, 3, 256, 256)

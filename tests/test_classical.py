@@ -217,7 +217,7 @@ def test_cache_is_keyed_by_fingerprint_and_parameters(tmp_path):
     params = texture.GlcmParams()
     first = cached_glcm(path, params, tmp_path / "cache")
     assert not first.record["cached"] and first.features.shape == (6, 112)
-    _, image, _ = next(lmdb_io.read(path))
+    _, image, _ = next(lmdb_io.LmdbSource(path).read())
     np.testing.assert_array_equal(first.features[0], texture.extract("GLCM", image[0]))
     again = cached_glcm(path, params, tmp_path / "cache")
     assert again.record["cached"] and again.keys == first.keys

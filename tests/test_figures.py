@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from matplotlib.text import Text
 
-from sdc import evaluation, lmdb_io, neu, plotting, stats, tables
+from sdc import eval_folder, lmdb_io, neu, plotting, stats, tables
 from sdc.variants import VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def predictions(model, subset):
     preds = np.array([(label + 1) % 6 if wrong(model, subset, i) else label for i, (_, label) in enumerate(rels)])
     probs = np.full((len(rels), 6), 0.02, np.float32)
     probs[np.arange(len(rels)), preds] = 0.9
-    return evaluation.Predictions(keys, labels, probs)
+    return eval_folder.Predictions(keys, labels, probs)
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +60,9 @@ def results(tmp_path_factory):
     """results/ with evaluations of the three variants and GLCM+SVM, DeCAF+MLR not run, and the test LMDBs."""
     root = tmp_path_factory.mktemp("figures")
     for model in (*VARIANTS, "GLCM+SVM"):
-        evaluation.write_eval_dir(root / "results" / "eval" / model, model, {}, 1000,
+        eval_folder.write_eval_dir(root / "results" / "eval" / model, model, {}, 1000,
                                   {s: predictions(model, s) for s in tables.TABLE2_COLUMNS}, {"wall_s": 1.0})
-    evaluation.write_not_run(root / "results" / "eval" / "DeCAF+MLR", "DeCAF+MLR", "CaffeNet weights not available")
+    eval_folder.write_not_run(root / "results" / "eval" / "DeCAF+MLR", "DeCAF+MLR", "CaffeNet weights not available")
     for subset in tables.TABLE2_COLUMNS:
         rels = records(subset)
         lmdb_io.write(root / "lmdb" / lmdb_io.test_name(subset),
@@ -152,7 +152,7 @@ def test_table5_puts_our_matrix_beside_the_papers(figures):
     figure = figures["table5_SDC-SN-ELF-MRF"]
     def counts(title):
         return np.array([int(t.get_text()) for t in panel(figure, title).texts]).reshape(6, 6)
-    ours = evaluation.confusion_matrix(predictions("SDC-SN-ELF-MRF", "lum_0.4").labels,
+    ours = eval_folder.confusion_matrix(predictions("SDC-SN-ELF-MRF", "lum_0.4").labels,
                                        predictions("SDC-SN-ELF-MRF", "lum_0.4").preds)
     assert ours[0, 1] == 2 and ours.trace() == 22
     np.testing.assert_array_equal(counts("Lum ±0.4: ours"), ours)

@@ -17,7 +17,7 @@ import pytest
 import compare_net_io
 import gpu_paper_run
 import make_session_nets
-from sdc import caffe_env, paper_kit
+from sdc import caffe_env, paper_kit, timing
 
 REPO = Path(__file__).resolve().parents[1]
 QUIET = dict(os.environ, GLOG_minloglevel="2")
@@ -88,7 +88,7 @@ def test_compare_reports_relative_errors(tmp_path):
 
 def test_caffe_engine_nets_differ_only_in_engines(caffe):
     from google.protobuf import text_format
-    text = make_session_nets.bench_caffe.timing_net(REPO / "prototxt" / "SDC-SN_deploy.prototxt", 2)
+    text = timing.timing_net(REPO / "prototxt" / "SDC-SN_deploy.prototxt", 2)
     pb2 = caffe_env.caffe_pb2()
     default = text_format.Parse(text, pb2.NetParameter())
     engined = text_format.Parse(make_session_nets.with_caffe_engine(text), pb2.NetParameter())
@@ -224,7 +224,7 @@ def test_a_window_stops_unless_its_lmdbs_equal_the_kit_records(tiny_lmdbs):
     assert kit_info["lmdbs"]["train"]["count"] == 12 and kit_info["lmdbs"]["train_aug8"]["count"] == 96
     assert gpu_paper_run.check_lmdbs(kit_info, tiny_lmdbs, paper_kit.LMDB_TARGETS) == []
     digest = hashlib.sha256()
-    for key, image, label in lmdb_io.read(tiny_lmdbs / "test_original_lmdb"):
+    for key, image, label in lmdb_io.LmdbSource(tiny_lmdbs / "test_original_lmdb").read():
         value = lmdb_io.encode(image[0], label)
         digest.update(len(key).to_bytes(4, "little") + key.encode() + len(value).to_bytes(8, "little") + value)
     assert kit_info["lmdbs"]["original"]["records_sha256"] == digest.hexdigest()

@@ -35,7 +35,7 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from sdc import baseline_rows, classical, cli, features, paths, protocols, texture
+from sdc import baseline_rows, classical, cli, features, paths, protocols, texture, timing
 from sdc.errors import UserError, run_main
 
 DEFAULT_WORK_DIR = paths.WORK_DIR / "features"
@@ -52,8 +52,8 @@ def run_row(args, protocol, feature, classifier, sets, lmdbs, latency_image):
     if not args.force and baseline_rows.is_current(out, inputs):
         print(f"{out}: up to date ({name})")
         return
-    latency = lambda fitted: baseline_rows.median_ms(  # noqa: E731
-        lambda: fitted.predict(texture.extract(feature, latency_image, params)[None]))
+    latency = lambda fitted: timing.median_ms(  # noqa: E731
+        lambda: fitted.predict(texture.extract(feature, latency_image, params)[None]), baseline_rows.LATENCY_REPEATS)
     baseline_rows.evaluate(out, name, classifier, sets, inputs, latency, "tools/classical_baselines.py",
                            histogram=feature in texture.HISTOGRAM_FEATURES, seed=args.seed, workers=args.workers,
                            standardise=protocol.standardise)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sdc import baseline_rows, classical, cli, decaf, evaluation, hashing, lmdb_io, paths, weights
+from sdc import baseline_rows, classical, cli, decaf, eval_folder, hashing, inference, lmdb_io, paths, timing, weights
 from sdc.errors import UserError, run_main
 
 NAME = "DeCAF+MLR"
@@ -42,9 +42,9 @@ def caffenet_weights(path, offline):
 
 def latency(deploy, model, record, gpu):
     """ms(fitted) to classify one (key, image, label) record: DeCAF6 at batch 1, then ``fitted``."""
-    net = evaluation.open_net(deploy, model, 1, gpu)
-    return lambda fitted: baseline_rows.median_ms(
-        lambda: fitted.predict(decaf.forward(net, [record], "latency image", [], [])))
+    net = inference.open_net(deploy, model, 1, gpu)
+    return lambda fitted: timing.median_ms(
+        lambda: fitted.predict(decaf.forward(net, [record], "latency image", [], [])), baseline_rows.LATENCY_REPEATS)
 
 
 def main():
@@ -67,17 +67,17 @@ def main():
     total = sum(lmdb_io.require_info(path)["count"] for path in lmdbs.values())
     model = caffenet_weights(args.weights, args.offline)
     if model is None:
-        evaluation.write_not_run(args.out, NAME, NOT_AVAILABLE)
-        print(f"{NAME}: not run; {args.out / evaluation.NOT_RUN_FILE} says why")
+        eval_folder.write_not_run(args.out, NAME, NOT_AVAILABLE)
+        print(f"{NAME}: not run; {args.out / eval_folder.NOT_RUN_FILE} says why")
         return 0
-    net = evaluation.open_net(args.deploy, model, args.batch, args.gpu)
+    net = inference.open_net(args.deploy, model, args.batch, args.gpu)
     with tqdm(total=total, desc=f"{NAME} features", unit="image") as bar:
         sets = {label: decaf.extract(net, path, bar) for label, path in lmdbs.items()}
     inputs = {**baseline_rows.sources(sets, lmdbs), "model": str(model), "model_sha1": hashing.sha1_file(model),
               "feature": {"name": "DeCAF6", "net": str(args.deploy), "blob": decaf.FEATURE_BLOB,
                           "dimension": sets[baseline_rows.TRAIN].features.shape[1]},
               "classifier": {"name": CLASSIFIER, "search": classical.grid_description(CLASSIFIER), "seed": args.seed}}
-    record = baseline_rows.latency_record(lmdbs)
+    record = next(lmdb_io.LmdbSource(lmdbs["original"]).read(0, 1))   # the image the latency is timed on
     baseline_rows.evaluate(args.out, NAME, CLASSIFIER, sets, inputs, latency(args.deploy, model, record, args.gpu),
                            "tools/decaf_mlr.py", seed=args.seed, workers=args.workers,
                            extra_bytes=model.stat().st_size)

@@ -15,12 +15,11 @@ run evaluated on), or without it on the test images most evaluation folders shar
 a left-over of an earlier run: it is ignored with a warning.
 """
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
 
-from sdc import atomic, paths, provenance, tables, training_origin
+from sdc import atomic, hashing, paths, provenance, tables, training_origin
 from sdc.errors import UserError, run_main
 
 
@@ -88,7 +87,7 @@ def main():
     record = provenance.collect(
         command="tools/make_tables.py", eval_dir="eval",
         paper_values={"path": provenance.shown(args.paper_values),
-                      "sha256": hashlib.sha256(Path(args.paper_values).read_bytes()).hexdigest()},
+                      "sha256": hashing.sha256_file(args.paper_values)},
         start_weights={name: {"kind": w.kind, "file": w.file, "sha1": w.sha1} for name, w in sorted(weights.items())},
         evaluations={name: evaluation_provenance(e, results) for name, e in sorted(evaluations.items())},
         ignored_stale={found[name].folder.relative_to(results).as_posix(): why for name, why in stale.items()})

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Write the nets a GPU session runs with the bundled `caffe` (no pycaffe there), two per variant
-and batch: the timing net of tools/extra/bench_caffe.py as is (a cuDNN build then uses cuDNN for
+and batch: the timing net tools/extra/bench_caffe.py times (sdc.timing.timing_net) as is (a cuDNN build then uses cuDNN for
 convolution, average pooling, ReLU and softmax), and the same net with every layer that has an
 engine set to CAFFE (Caffe's own CUDA kernels: the path without cuDNN).
 
@@ -14,8 +14,7 @@ from pathlib import Path
 from google.protobuf import text_format
 
 import _init_paths  # noqa: F401  (tools/ on sys.path)
-import bench_caffe
-from sdc import atomic, caffe_env, paths
+from sdc import atomic, caffe_env, paths, timing
 from sdc.errors import run_main
 from sdc.variants import VARIANTS
 
@@ -47,7 +46,7 @@ def main(argv=None):
     for variant in args.variants:
         deploy = paths.deploy_prototxt(variant)
         for batch in args.batch:
-            text = bench_caffe.timing_net(deploy, batch)
+            text = timing.timing_net(deploy, batch)
             atomic.write_text(args.out / f"{variant}_b{batch}_cudnn.prototxt", text)
             atomic.write_text(args.out / f"{variant}_b{batch}_caffe.prototxt", with_caffe_engine(text))
     print(args.out)

@@ -14,7 +14,7 @@ and forward+backward per batch.
 
 pycaffe (batch 1, median of --pycaffe-repeats after one warm-up, with the authors' released weights
 from --weights-dir; the values do not change the time): the forward pass alone
-(sdc.evaluation.latency_ms, the number tools/evaluate.py puts in Table 4), and end to end, from the
+(sdc.inference.latency_ms, the number tools/evaluate.py puts in Table 4), and end to end, from the
 BMP file to the class: read, resize 200->256, grey to BGR, mean, forward, argmax. --pycaffe-repeats 0
 skips it. Writes the Markdown report and, beside it, a .json with the numbers and their provenance.
 """
@@ -28,12 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from google.protobuf import text_format
 from tqdm import tqdm
 
 import _init_paths  # noqa: F401  (tools/ on sys.path)
-from sdc import atomic, caffe_env, cli, evaluation, gpu, neu, paths, provenance, split, tables
+from sdc import atomic, caffe_env, cli, gpu, inference, neu, paths, provenance, split, tables, timing
 from sdc.errors import UserError, run_main
 from sdc.variants import VARIANTS
 
@@ -42,24 +40,6 @@ SUMMARY = {"forward_ms": re.compile(r"Average Forward pass: ([0-9.]+) ms"),
            "backward_ms": re.compile(r"Average Backward pass: ([0-9.]+) ms"),
            "forward_backward_ms": re.compile(r"Average Forward-Backward: ([0-9.]+) ms")}
 LAYER_TIME = re.compile(r"\]\s+(\S+)\s+(forward|backward): ([0-9.]+) ms")
-
-
-def timing_net(deploy_path, batch):
-    """The deploy net with batch-size inputs and a loss, as NetParameter text."""
-    net = caffe_env.read_proto(deploy_path, caffe_env.caffe_pb2().NetParameter())
-    data = next(layer for layer in net.layer if layer.type == "Input")
-    data.input_param.shape[0].dim[0] = batch
-    label = net.layer.add(name="label", type="Input", top=["label"])
-    label.input_param.shape.add(dim=[batch])
-    net.layer.insert(1, label)
-    del net.layer[-1]
-    softmax = net.layer[-1]
-    if softmax.type != "Softmax":
-        raise UserError(f"{deploy_path}: expected the last layer to be Softmax, found {softmax.type}")
-    softmax.type = "SoftmaxWithLoss"
-    softmax.name = softmax.top[0] = "loss"
-    softmax.bottom.append("label")
-    return text_format.MessageToString(net)
 
 
 def parse_caffe_time(log):
@@ -110,32 +90,23 @@ def first_test_image(neu_dir):
     return found[0]
 
 
-def network_input(image_path):
-    """The uint8 3 x 256 x 256 input the LMDB builder makes of a grey BMP (bilinear resize, grey as B, G, R)."""
-    side = neu.NETWORK_SIDE
-    grey = neu.load(image_path)
-    if grey.shape != (side, side):
-        grey = neu.resize_bilinear(grey, side)
-    return np.broadcast_to(grey, (3, side, side))
-
-
 def end_to_end_ms(deploy, model, image_path, repeats, gpu_id):
     """Median wall time to classify the BMP at ``image_path`` (read, resize, mean, forward, argmax)
     after one warm-up, and the class it gets. Repeated reads come from the page cache."""
-    net = evaluation.load_net(deploy, model, 1, gpu_id)
-    data = net.blobs[evaluation.INPUT_BLOB].data
+    net = inference.load_net(deploy, model, 1, gpu_id)
+    data = net.blobs[inference.INPUT_BLOB].data
 
     def classify():
-        data[0] = network_input(image_path)
-        data[0] -= evaluation.MEAN_BGR[:, None, None]
-        return int(net.forward()[evaluation.OUTPUT_BLOB][0].argmax())
+        data[0] = neu.network_input(image_path)
+        data[0] -= inference.MEAN_BGR[:, None, None]
+        return int(net.forward()[inference.OUTPUT_BLOB][0].argmax())
 
-    return evaluation.median_ms(classify, repeats), classify()
+    return timing.median_ms(classify, repeats), classify()
 
 
 def pycaffe_row(variant, model, image_path, repeats, gpu_id):
     deploy = paths.deploy_prototxt(variant)
-    forward = evaluation.latency_ms(deploy, model, network_input(image_path), repeats, gpu_id)
+    forward = inference.latency_ms(deploy, model, neu.network_input(image_path), repeats, gpu_id)
     end_to_end, predicted = end_to_end_ms(deploy, model, image_path, repeats, gpu_id)
     return {"variant": variant, "model": str(model), "image": str(image_path), "repeats": repeats,
             "forward_ms": forward, "end_to_end_ms": end_to_end, "predicted_class": neu.CLASSES[predicted].folder}
@@ -218,7 +189,7 @@ def main(argv=None):
             for batch in args.batch:
                 bar.set_postfix_str(f"caffe time {variant} batch {batch}")
                 row = {"variant": variant, "batch": batch,
-                       **caffe_time(timing_net(deploy, batch), args.iterations, args.gpu)}
+                       **caffe_time(timing.timing_net(deploy, batch), args.iterations, args.gpu)}
                 row["forward_ms_per_image"] = row["forward_ms"] / batch
                 row["images_per_s"] = 1000 * batch / row["forward_ms"]
                 rows.append(row)

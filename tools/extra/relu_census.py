@@ -15,7 +15,7 @@ import io
 from pathlib import Path
 
 import _init_paths  # noqa: F401  (tools/ on sys.path)
-from sdc import activity, atomic, cli, evaluation, paths
+from sdc import activity, atomic, cli, inference, lmdb_io, paths
 from sdc.errors import UserError, run_main
 
 FIELDS = ("model", "layer", "kind", "zero_fraction", "dead_channels", "channels", "weight_norm", "weight_change")
@@ -49,8 +49,8 @@ def main(argv=None):
             raise UserError(f"caffemodel {path} not found: pass an existing snapshot")
     rows = []
     for name, path in args.model:
-        net = evaluation.open_net(args.deploy, path, batch=10)
-        relus = activity.relu_activity(net, evaluation.LmdbSource(args.lmdb).read(0, args.images))
+        net = inference.open_net(args.deploy, path, batch=10)
+        relus = activity.relu_activity(net, lmdb_io.LmdbSource(args.lmdb).read(0, args.images))
         changes = activity.weight_change(path, args.start)
         rows.extend(rows_of(name, relus, changes))
         dead = ", ".join(f"{r.layer} {r.dead_channels}/{r.channels}" for r in relus if r.dead_channels)

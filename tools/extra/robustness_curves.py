@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 import _init_paths  # noqa: F401  (tools/ on sys.path)
-from sdc import atomic, cli, degrade, evaluation, hashing, lmdb_io, plotting, provenance, stats
+from sdc import atomic, cli, degrade, hashing, inference, lmdb_io, plotting, provenance, stats
 from sdc.errors import UserError, run_main
 
 DEFAULT_SEED = 2019
@@ -76,7 +76,7 @@ _state = {}
 
 def read_originals(lmdb_dir, per_class):
     originals, seen = [], {}
-    for key, image, label in evaluation.LmdbSource(Path(lmdb_dir) / lmdb_io.test_name("original")).read():
+    for key, image, label in lmdb_io.LmdbSource(Path(lmdb_dir) / lmdb_io.test_name("original")).read():
         seen[label] = seen.get(label, 0) + 1
         if per_class is None or seen[label] <= per_class:
             originals.append((key, image, label))
@@ -85,7 +85,7 @@ def read_originals(lmdb_dir, per_class):
 
 def set_up(models, batch, lmdb_dir, per_class, gpu=None):
     """Load the nets and the test images (in each worker process, or in this one)."""
-    _state["nets"] = {name: evaluation.load_net(deploy, model, batch, gpu) for name, (model, deploy) in models.items()}
+    _state["nets"] = {name: inference.load_net(deploy, model, batch, gpu) for name, (model, deploy) in models.items()}
     _state["originals"] = read_originals(lmdb_dir, per_class)
 
 
@@ -95,7 +95,7 @@ def sweep_level(job):
     images = list(degraded_images(_state["originals"], degradation, level, draws, seed))
     rows = []
     for name, net in _state["nets"].items():
-        predictions = evaluation.predict(net, images, f"{degradation} {level}")
+        predictions = inference.predict(net, images, f"{degradation} {level}")
         interval = stats.accuracy_interval(predictions.correct, clusters(predictions.keys, draws))
         correct, n = int(predictions.correct.sum()), len(predictions)
         rows.append((name, degradation, level, correct, n, correct / n, interval.low, interval.high))
@@ -113,9 +113,9 @@ def sweep(args, models):
     setup = (models, args.batch, args.lmdb_dir, args.per_class)
     if args.gpu is not None or args.workers <= 1:
         set_up(*setup, args.gpu)
-        with evaluation.blas_threads(evaluation.WORKER_BLAS_THREADS):
+        with inference.blas_threads(inference.WORKER_BLAS_THREADS):
             return collect(map(sweep_level, jobs), len(jobs))
-    with evaluation.worker_pool(args.workers, set_up, setup) as pool:
+    with inference.worker_pool(args.workers, set_up, setup) as pool:
         return collect(pool.imap(sweep_level, jobs), len(jobs))
 
 
@@ -172,7 +172,7 @@ def main():
     parser.add_argument("--draws", type=int, default=1, help="random draws per image and level (default: %(default)s)")
     parser.add_argument("--per-class", type=int, help="only the first N test images per class (quick runs)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="default: %(default)s")
-    parser.add_argument("--batch", type=int, default=evaluation.DEFAULT_BATCH, help="default: %(default)s")
+    parser.add_argument("--batch", type=int, default=inference.DEFAULT_BATCH, help="default: %(default)s")
     parser.add_argument("--workers", type=int, default=os.cpu_count(),
                         help="CPU only: processes with one BLAS thread each (default: the %(default)s cores)")
     cli.add_gpu(parser)
@@ -186,7 +186,7 @@ def main():
     models = parse_models(args.model)
     n_images = len(read_originals(args.lmdb_dir, args.per_class))  # fails early on a bad LMDB
     for name, (model, deploy) in models.items():
-        evaluation.load_net(deploy, model, 1)  # fails early, once, on a bad model
+        inference.load_net(deploy, model, 1)  # fails early, once, on a bad model
     inputs = {"models": {name: {"caffemodel_sha1": hashing.sha1_file(model), "deploy_sha256": hashing.sha256_file(deploy)}
                          for name, (model, deploy) in models.items()},
               "test_original_lmdb": (lmdb_io.read_info(args.lmdb_dir / lmdb_io.test_name("original")) or {}).get("fingerprint"),

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from . import evaluation, lmdb_io, paths
+from . import inference, lmdb_io, paths
 from .features import FeatureSet
 
 DEPLOY = paths.deploy_prototxt("CaffeNet")
@@ -21,7 +21,7 @@ BATCH = 10
 
 def forward(net, chunk, source, keys, labels):
     """DeCAF6 rows (float32, len(chunk) x 4096) of a chunk of (key, uint8 image, label) records."""
-    evaluation.load_batch(net.blobs[evaluation.INPUT_BLOB].data, chunk, source, keys, labels, crop=True)
+    inference.load_batch(net.blobs[inference.INPUT_BLOB].data, chunk, source, keys, labels, crop=True)
     net.forward(end=LAST_LAYER)
     return net.blobs[FEATURE_BLOB].data[:len(chunk)].reshape(len(chunk), -1).copy()
 
@@ -31,7 +31,7 @@ def extract(net, path, progress=None):
     info = lmdb_io.require_info(path)
     keys, labels, rows = [], [], []
     began = time.perf_counter()
-    for chunk in evaluation.batches(evaluation.LmdbSource(path).read(), net.blobs[evaluation.INPUT_BLOB].num):
+    for chunk in inference.batches(lmdb_io.LmdbSource(path).read(), net.blobs[inference.INPUT_BLOB].num):
         rows.append(forward(net, chunk, path, keys, labels))
         if progress is not None:
             progress.update(len(chunk))

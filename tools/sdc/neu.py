@@ -203,3 +203,12 @@ def resize_bilinear(image, side):
     rows = _interpolate_rows(image.astype(np.float64), side)
     out = _interpolate_rows(rows.T, side).T
     return np.floor(out + 0.5).astype(np.uint8)
+
+
+def network_input(path):
+    """The image at ``path`` as the nets take it, uint8 3 x NETWORK_SIDE x NETWORK_SIDE: resized as the LMDB
+    builder does when it has another size, grey replicated into B, G, R."""
+    image = load(path)
+    if image.shape != (NETWORK_SIDE, NETWORK_SIDE):
+        image = resize_bilinear(image, NETWORK_SIDE)
+    return np.broadcast_to(image, (3, NETWORK_SIDE, NETWORK_SIDE))

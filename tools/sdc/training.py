@@ -9,11 +9,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import lmdb
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
-from . import atomic, paths
+from . import atomic, lmdb_io, paths
 from .caffe_env import caffe_pb2, read_proto
 from .errors import UserError
 from .variants import VARIANTS
@@ -61,13 +60,7 @@ def default_solver(variant):
 
 def lmdb_entries(path):
     """Number of records of the LMDB at ``path``; a UserError naming the tool that builds it."""
-    if not (Path(path) / "data.mdb").is_file():
-        raise UserError(f"no LMDB at {path}: build it with tools/build_lmdb.py (or pass --lmdb-dir)")
-    env = lmdb.open(str(path), readonly=True, lock=False, subdir=True)
-    try:
-        return env.stat()["entries"]
-    finally:
-        env.close()
+    return lmdb_io.LmdbSource(path, fix="build it with tools/build_lmdb.py (or pass --lmdb-dir)").count()
 
 
 def largest_divisor_up_to(n, limit):

@@ -1,4 +1,4 @@
-"""tools/make_figures.py on evaluation folders written by sdc.evaluation from known predictions (no Caffe):
+"""tools/make_figures.py on evaluation folders written by sdc.eval_folder from known predictions (no Caffe):
 what each figure draws, the paper's column order, print-size fonts, legends clear of the data, no paths."""
 import subprocess
 import sys
@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 from matplotlib.text import Text
 
+import make_figures
 from sdc import eval_folder, lmdb_io, neu, plotting, stats, tables
 from sdc.variants import VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tools"))
-import make_figures  # noqa: E402
 
 CLASSES = tables.CLASS_NAMES
 FOLDERS = [c.folder for c in neu.CLASSES]

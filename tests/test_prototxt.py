@@ -24,7 +24,7 @@ ELF_PARAMS = [(9.0, 6.0), (9.0, 0.0)]  # (lr_mult, decay_mult) of weights, biase
 HEADS = {"SDC-SN": ["conv10b", "relu_conv10", "pool10"],
          "SDC-SN-ELF": ["conv10b", "relu_conv10", "pool10"],
          "SDC-SN-ELF-MRF": ["conv10a", "relu_conv10a", "conv10b", "relu_conv10", "pool10s", "pool10", "conv11"]}
-# Blob shapes (C, H, W) at 256x256 input (the table).
+# Blob shapes (C, H, W) at 256x256 input, as Caffe computes them (convolutions round down, pooling up).
 BACKBONE_SHAPES = {"conv1": (96, 125, 125), "pool1": (96, 62, 62), "fire2/concat": (128, 62, 62),
                    "fire3/concat": (128, 62, 62), "fire4/concat": (256, 62, 62), "pool4": (256, 31, 31),
                    "fire5/concat": (256, 31, 31), "fire6/concat": (384, 31, 31), "fire7/concat": (384, 31, 31),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything that needs the GPU, as one command on a GPU machine that has no build tools and no
-# pycaffe (the team's H100/H200: Python 3 with numpy, the nvidia-* wheels under /opt).
+# pycaffe (e.g. an H100 or H200 with Python 3, numpy and the nvidia-* wheels under /opt).
 #
 #   tools/caffe/gpu_session.sh prepare [--cuda-prefix P] [--cpu-prefix P] [--kit DIR]     (here)
 #   tools/caffe/gpu_session.sh run [--kit DIR] [--out DIR] [--budget SECONDS]             (GPU machine)

@@ -15,8 +15,8 @@ from .errors import UserError
 
 KIT_DIR = paths.REPO / ".carry" / "gpu-paper"
 # Between windows: <job>.tar.gz (the unfinished run folder a window returned; the next one resumes
-# it) or <job>.finished.json (done; the run folder is under RUNS_DIR). Committed, so it outlives the
-# session; it travels with the working tree.
+# it) or <job>.finished.json (done; the run folder is under RUNS_DIR). Committed, so that a window
+# prepared in another clone finds it; it travels with the working tree.
 PARTIAL_DIR = paths.RESULTS_DIR / "paper" / "partial"
 RUNS_DIR = paths.RUNS_DIR / "gpu-paper"
 # On the GPU machine. The same path in every window: a resumed run folder's train_val.prototxt names

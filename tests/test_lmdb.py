@@ -116,7 +116,8 @@ def test_augmented_training_lmdb_holds_every_image_eight_times_shuffled(neu_dir,
                "--only", "train", "train_aug8", "--per-class", "1", "--jobs", "2"]
     run = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    plain = {key.split("_", 1)[1]: (planes, label) for key, planes, label in lmdb_io.LmdbSource(tmp_path / "train_lmdb").read()}
+    plain = {key.split("_", 1)[1]: (planes, label)
+             for key, planes, label in lmdb_io.LmdbSource(tmp_path / "train_lmdb").read()}
     augmented = list(lmdb_io.LmdbSource(tmp_path / "train_aug8_lmdb").read())
     assert len(augmented) == 48 and json.loads((tmp_path / "train_aug8_lmdb/build.json").read_text())["count"] == 48
     seen = {}

@@ -88,12 +88,9 @@ def write_index(root, rows):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_neu_dir(parser)
-    parser.add_argument("--test-list", default=paths.SPLITS_DIR / "test.txt", help="default: %(default)s")
+    cli.add_test_images(parser, size_help="side at which images are degraded: 256 (network input, default) "
+                                          "or 200 (native)")
     parser.add_argument("--out", type=Path, default=paths.ENHANCED_DIR, help="default: %(default)s")
-    parser.add_argument("--seed", type=int, default=degrade.DEFAULT_SEED, help="default: %(default)s")
-    parser.add_argument("--size", type=int, default=neu.NETWORK_SIDE,
-                        help="side at which images are degraded: 256 (network input, default) or 200 (native)")
     parser.add_argument("--padding", choices=degrade.PADDINGS, default="replicate",
                         help="motion-blur border: replicate (default) or zero (MATLAB imfilter's default)")
     parser.add_argument("--per-class", type=int, help="smoke test: only the first N test images per class")

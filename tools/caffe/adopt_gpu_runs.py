@@ -10,7 +10,8 @@ an older one), its learning curve is redrawn from all its logs, and its provenan
 NVIDIA_TF32_OVERRIDE, batching form, solver label, concurrency, seconds, iterations, images/s).
 A finished run (final.caffemodel, or the job's stop iteration reached) leaves
 PARTIAL/<job>.finished.json; an unfinished one leaves PARTIAL/<job>.tar.gz, which the next
-`tools/caffe/gpu_paper_run.py prepare` and window resume. Commit PARTIAL: the next window, from any clone, starts from it.
+`tools/caffe/gpu_paper_run.py prepare` and window resume. Commit PARTIAL: the next window, from any
+clone, starts from it.
 """
 import argparse
 import json

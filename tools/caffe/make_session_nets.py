@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Write the nets a GPU session runs with the bundled `caffe` (no pycaffe there), two per variant
-and batch: the timing net tools/extra/bench_caffe.py times (sdc.timing.timing_net) as is (a cuDNN build then uses cuDNN for
-convolution, average pooling, ReLU and softmax), and the same net with every layer that has an
-engine set to CAFFE (Caffe's own CUDA kernels: the path without cuDNN).
+and batch: the timing net of tools/extra/bench_caffe.py (sdc.timing.timing_net) as is (a cuDNN
+build then uses cuDNN for convolution, average pooling, ReLU and softmax), and the same net with
+every layer that has an engine set to CAFFE (Caffe's own CUDA kernels: the path without cuDNN).
 
     tools/caffe/make_session_nets.py OUT_DIR [--variants ...] [--batch 1 18 64]
 

@@ -70,10 +70,7 @@ def figure_enhanced(files, names, seed, size, dest):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_neu_dir(parser)
-    parser.add_argument("--test-list", default=paths.SPLITS_DIR / "test.txt", help="default: %(default)s")
-    parser.add_argument("--seed", type=int, default=degrade.DEFAULT_SEED, help="default: %(default)s")
-    parser.add_argument("--size", type=int, default=neu.NETWORK_SIDE, help="degradation side (default: %(default)s)")
+    cli.add_test_images(parser, size_help="degradation side (default: %(default)s)")
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT, help="default: %(default)s")
     args = parser.parse_args()
     files = neu.verified_files(neu.locate(args.neu_dir))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 import _init_paths  # noqa: F401  (tools/ on sys.path)
-from sdc import cli, degrade, neu, paths, split
+from sdc import cli, degrade, neu, split
 from sdc.errors import run_main
 
 
@@ -31,10 +31,7 @@ def describe(deviations):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_neu_dir(parser)
-    parser.add_argument("--test-list", default=paths.SPLITS_DIR / "test.txt", help="default: %(default)s")
-    parser.add_argument("--seed", type=int, default=degrade.DEFAULT_SEED, help="default: %(default)s")
-    parser.add_argument("--size", type=int, default=neu.NETWORK_SIDE, help="default: %(default)s")
+    cli.add_test_images(parser)
     parser.add_argument("--per-class", type=int, help="only the first N test images per class")
     args = parser.parse_args()
     files = neu.verified_files(neu.locate(args.neu_dir))

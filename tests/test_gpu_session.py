@@ -218,8 +218,7 @@ def tiny_lmdbs(tmp_path_factory, neu_dir):
 
 def test_a_window_stops_unless_its_lmdbs_equal_the_kit_records(tiny_lmdbs):
     from sdc import lmdb_io
-    from build_lmdb import lmdb_name
-    kit_info = {"lmdbs": {t: paper_kit.lmdb_identity(tiny_lmdbs / lmdb_name(t))
+    kit_info = {"lmdbs": {t: paper_kit.lmdb_identity(tiny_lmdbs / lmdb_io.lmdb_name(t))
                           for t in paper_kit.LMDB_TARGETS}}
     assert kit_info["lmdbs"]["train"]["count"] == 12 and kit_info["lmdbs"]["train_aug8"]["count"] == 96
     assert gpu_paper_run.check_lmdbs(kit_info, tiny_lmdbs, paper_kit.LMDB_TARGETS) == []

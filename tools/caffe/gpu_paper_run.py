@@ -132,11 +132,10 @@ def download_lmdb_wheel(dest, python_version):
 
 def prepare(args):
     import make_session_nets
-    from sdc import provenance, weights
+    from sdc import lmdb_io, provenance, weights
     prefix = Path(args.prefix) if args.prefix else cuda_prefix()
     states = {job.name: paper_kit.state(args.partial, job) for job in paper_kit.JOBS}
-    from build_lmdb import lmdb_name
-    identities = {target: paper_kit.lmdb_identity(Path(args.lmdb_dir) / lmdb_name(target))
+    identities = {target: paper_kit.lmdb_identity(Path(args.lmdb_dir) / lmdb_io.lmdb_name(target))
                   for target in paper_kit.LMDB_TARGETS}
     per_class = provenance.read(args.lmdb_dir).get("per_class")   # tools/build_lmdb.py --per-class, if any
     with atomic.atomic_path(args.kit) as kit:
@@ -308,14 +307,14 @@ def run_gate(bundle, kit, work, env, cpu, rtol):
 
 def check_lmdbs(kit_info, lmdb_dir, targets):
     """[problem lines] of the LMDBs built here against the kit's record of the ones built at home."""
-    from build_lmdb import lmdb_name
+    from sdc import lmdb_io   # imports lmdb: on the GPU machine, only once the carried wheel is installed
     problems = []
     for target in targets:
-        got = paper_kit.lmdb_identity(lmdb_dir / lmdb_name(target))
+        got = paper_kit.lmdb_identity(lmdb_dir / lmdb_io.lmdb_name(target))
         expected = kit_info["lmdbs"][target]
         for key in ("fingerprint", "count", "records_sha256"):
             if got[key] != expected[key]:
-                problems.append(f"{lmdb_name(target)}: {key} {got[key]} here, {expected[key]} in the kit")
+                problems.append(f"{lmdb_io.lmdb_name(target)}: {key} {got[key]} here, {expected[key]} in the kit")
     return problems
 
 

@@ -18,11 +18,17 @@ from .errors import UserError
 
 INFO_FILE = "build.json"
 CHANNELS = 3
+AUGMENTED = "train_aug8"   # ETE's 8x augmented training set (tools/build_lmdb.py --only train_aug8)
 
 
 def test_name(subset):
     """Folder name of a test subset's LMDB: tools/build_lmdb.py writes it, the evaluators read it."""
     return f"test_{subset}_lmdb"
+
+
+def lmdb_name(target):
+    """Folder name of the LMDB tools/build_lmdb.py writes for ``target`` (one of its --only names)."""
+    return f"{target}_lmdb" if target in ("train", AUGMENTED) else test_name(target)
 
 
 def record_key(index, rel):

@@ -12,7 +12,7 @@ FROM nvidia/cuda:13.0.2-cudnn-devel-ubuntu24.04
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # As root: Python for the venv, git for the commit in provenance.json, the build packages
-# tools/install_caffe.sh checks for (it can install them only as root), and the project folder,
+# tools/caffe/install_caffe.sh checks for (it can install them only as root), and the project folder,
 # owned by the base image's unprivileged user `ubuntu` (uid 1000, named by number for the host).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -27,15 +27,16 @@ RUN apt-get update \
 USER 1000:1000
 WORKDIR /opt/sdc-caffe
 # The Caffe build cache at a fixed path instead of under $HOME, so that `docker run --user` with
-# another uid (whose HOME is /) finds the build; tools/install_caffe.sh only reads a completed one.
+# another uid (whose HOME is /) finds the build; tools/caffe/install_caffe.sh only reads a completed one.
 ENV SDC_CAFFE_CACHE=/opt/sdc-caffe-cache
 # Caffe first, from only the files its build reads, so that a change elsewhere in the project keeps
 # this layer. It is the bootstrap `tools/run_all.sh --gpu N` starts with, which then finds this
 # build in its cache (~/.cache/sdc-caffe) instead of compiling again. Ubuntu has no Debian source
 # mirror: install_caffe.sh takes the GitHub archive of BVLC/caffe 99bd997, checked file by file.
 COPY --chown=1000:1000 requirements.txt ./
-COPY --chown=1000:1000 tools/bootstrap.sh tools/install_caffe.sh tools/caffe-source.sha256 tools/
-COPY --chown=1000:1000 tools/caffe-patches tools/caffe-patches/
+COPY --chown=1000:1000 tools/bootstrap.sh tools/
+COPY --chown=1000:1000 tools/caffe/install_caffe.sh tools/caffe/caffe-source.sha256 tools/caffe/
+COPY --chown=1000:1000 tools/caffe/caffe-patches tools/caffe/caffe-patches/
 RUN . tools/bootstrap.sh && bootstrap --cuda
 
 COPY --chown=1000:1000 . .

@@ -1,4 +1,4 @@
-"""tools/relu_census.py and sdc.activity: dead ReLU channels and weight movement, on a net built by hand."""
+"""tools/extra/relu_census.py and sdc.activity: dead ReLU channels and weight movement, on a net built by hand."""
 import csv
 import subprocess
 import sys
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from caffe.proto import caffe_pb2
 
-from sdc import activity, evaluation
+from sdc import activity, lmdb_io
 
 REPO = Path(__file__).resolve().parents[1]
 # Two 1x1 filters on the grey input: +1 (passes the bright images) and -1 (0 after the ReLU everywhere).
@@ -41,7 +41,7 @@ def two_units(tmp_path, caffe):
 
 def test_a_unit_that_is_zero_everywhere_is_dead(two_units, caffe):
     net = caffe.Net(str(two_units / "deploy.prototxt"), str(two_units / "trained.caffemodel"), caffe.TEST)
-    images = evaluation.LmdbSource(two_units / "images").read()
+    images = lmdb_io.LmdbSource(two_units / "images").read()
     [relu] = activity.relu_activity(net, images)
     assert (relu.layer, relu.zero_fraction, relu.dead_channels, relu.channels) == ("relu", 0.5, 1, 2)
     [change] = activity.weight_change(two_units / "trained.caffemodel", two_units / "start.caffemodel")
@@ -51,7 +51,7 @@ def test_a_unit_that_is_zero_everywhere_is_dead(two_units, caffe):
 
 def test_census_tool_writes_a_row_per_layer(two_units):
     out = two_units / "census.csv"
-    run = subprocess.run([sys.executable, str(REPO / "tools" / "relu_census.py"), "--deploy",
+    run = subprocess.run([sys.executable, str(REPO / "tools" / "extra" / "relu_census.py"), "--deploy",
                           str(two_units / "deploy.prototxt"), "--start", str(two_units / "start.caffemodel"),
                           "--model", f"hand={two_units / 'trained.caffemodel'}", "--lmdb", str(two_units / "images"),
                           "--images", "2", "--out", str(out)], capture_output=True, text=True, timeout=120)
@@ -63,7 +63,7 @@ def test_census_tool_writes_a_row_per_layer(two_units):
 
 
 def test_census_refuses_a_missing_snapshot(two_units):
-    run = subprocess.run([sys.executable, str(REPO / "tools" / "relu_census.py"), "--deploy",
+    run = subprocess.run([sys.executable, str(REPO / "tools" / "extra" / "relu_census.py"), "--deploy",
                           str(two_units / "deploy.prototxt"), "--start", str(two_units / "start.caffemodel"),
                           "--model", "gone=nope.caffemodel", "--out", str(two_units / "x.csv")],
                          capture_output=True, text=True, timeout=60)

@@ -16,7 +16,7 @@ import pytest
 from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 
-from sdc import lmdb_io, neu, split, training
+from sdc import lmdb_io, neu, paths, split, training
 from test_train import caffemodel_params, write_lmdb
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ def write_neu_lmdb(path, neu_dir, count):
     path.mkdir(parents=True)
     env = lmdb.open(str(path), map_size=1 << 30)
     with env.begin(write=True) as txn:
-        for index, (rel, label) in enumerate(split.read_list(split.DEFAULT_DIR / "train.txt")[:count]):
+        for index, (rel, label) in enumerate(split.read_list(paths.SPLITS_DIR / "train.txt")[:count]):
             gray = neu.resize_bilinear(neu.load(neu_dir / rel), 256)
             txn.put(lmdb_io.record_key(index, rel), lmdb_io.encode(gray, label))
     env.close()

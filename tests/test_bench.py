@@ -1,4 +1,4 @@
-"""tools/bench_caffe.py: the timing nets, the parsing of `caffe time`, and a real (tiny) benchmark run.
+"""tools/extra/bench_caffe.py: the timing nets, the parsing of `caffe time`, and a real (tiny) benchmark run.
 No assertion is about speed: only that the report holds what Caffe and pycaffe measured."""
 import importlib.util
 import json
@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from sdc import timing
+from sdc.variants import VARIANTS
+
 REPO = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("bench_caffe", REPO / "tools" / "bench_caffe.py")
+spec = importlib.util.spec_from_file_location("bench_caffe", REPO / "tools" / "extra" / "bench_caffe.py")
 bench_caffe = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench_caffe)
 
@@ -25,9 +28,9 @@ I20261126 10:59:59.801063 21626 caffe.cpp:414] Total Time: 101 ms.
 """
 
 
-@pytest.mark.parametrize("variant", bench_caffe.VARIANTS)
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_timing_net_has_batch_inputs_and_a_loss(caffe, tmp_path, variant):
-    text = bench_caffe.timing_net(REPO / "prototxt" / f"{variant}_deploy.prototxt", 3)
+    text = timing.timing_net(REPO / "prototxt" / f"{variant}_deploy.prototxt", 3)
     (tmp_path / "timing.prototxt").write_text(text)
     net = caffe.Net(str(tmp_path / "timing.prototxt"), caffe.TEST)
     assert net.blobs["data"].data.shape == (3, 3, 256, 256)
@@ -95,7 +98,7 @@ def test_report_names_the_device_and_the_papers_value(tiny_benchmark):
 
 def test_missing_weights_stop_before_anything_is_timed_or_written(tmp_path):
     out = tmp_path / "bench.md"
-    run = subprocess.run([sys.executable, str(REPO / "tools" / "bench_caffe.py"), "--weights-dir", str(tmp_path),
+    run = subprocess.run([sys.executable, str(REPO / "tools" / "extra" / "bench_caffe.py"), "--weights-dir", str(tmp_path),
                           "--image", str(tmp_path / "x.bmp"), "--out", str(out)], capture_output=True, text=True)
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [

@@ -1,4 +1,4 @@
-"""tools/bundle_caffe.sh: the CPU build, bundled and unpacked elsewhere, runs with an empty
+"""tools/caffe/bundle_caffe.sh: the CPU build, bundled and unpacked elsewhere, runs with an empty
 environment through its launcher, holds every library it needs and none the target supplies."""
 import json
 import os
@@ -13,7 +13,7 @@ import pytest
 from sdc import caffe_env
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "tools" / "bundle_caffe.sh"
+SCRIPT = REPO / "tools" / "caffe" / "bundle_caffe.sh"
 MAX_BYTES = 20 * 1000 * 1000
 # What the target machine supplies: the C/C++ runtime (glibc's libraries, libstdc++, libgcc_s) and
 # NVIDIA's libraries.

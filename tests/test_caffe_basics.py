@@ -9,7 +9,7 @@ import numpy as np
 
 from sdc import caffe_env
 
-PATCH_DIR = Path(__file__).resolve().parents[1] / "tools" / "caffe-patches"
+PATCH_DIR = Path(__file__).resolve().parents[1] / "tools" / "caffe" / "caffe-patches"
 LOUD = dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1")
 
 TINY_NET = """
@@ -27,7 +27,7 @@ def test_build_is_the_pinned_source_with_our_patches():
     assert info["orig_sha256"] == "e0eb3f06794f7402c77b7dec8e8480273ee1a1bb192e9122b621a69d4147ad0c"
     built_with = {p.split(":")[0]: p.split("/")[-1] for p in info["patches"]}
     in_repo = {hashlib.sha256(p.read_bytes()).hexdigest(): p.name for p in PATCH_DIR.glob("*.patch")}
-    assert built_with == in_repo, "the Caffe build is stale: re-run tools/install_caffe.sh"
+    assert built_with == in_repo, "the Caffe build is stale: re-run tools/caffe/install_caffe.sh"
     assert "0002-protobuf-set-total-bytes-limit.patch" in in_repo.values()
 
 

@@ -1,7 +1,7 @@
 """Caffe's own C++ unit tests for the layers and solver our networks use.
 
 Built by `tools/run_tests.sh --with-caffe-tests` (CI does), which links the gtest binary into the
-Caffe prefix as bin/caffe_unit_tests; the subset of test files is set in tools/install_caffe.sh.
+Caffe prefix as bin/caffe_unit_tests; the subset of test files is set in tools/caffe/install_caffe.sh.
 """
 import os
 import re

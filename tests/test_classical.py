@@ -217,7 +217,7 @@ def test_cache_is_keyed_by_fingerprint_and_parameters(tmp_path):
     params = texture.GlcmParams()
     first = cached_glcm(path, params, tmp_path / "cache")
     assert not first.record["cached"] and first.features.shape == (6, 112)
-    _, image, _ = next(lmdb_io.read(path))
+    _, image, _ = next(lmdb_io.LmdbSource(path).read())
     np.testing.assert_array_equal(first.features[0], texture.extract("GLCM", image[0]))
     again = cached_glcm(path, params, tmp_path / "cache")
     assert again.record["cached"] and again.keys == first.keys
@@ -254,6 +254,6 @@ def test_random_splits_take_per_class_images_for_training():
 def test_song_yan_window_options_are_checked_before_any_work():
     for args, message in ((["--feature", "GLCM", "--window", "3"], "apply to AECLBP and AELTP, not GLCM"),
                           (["--window", "4"], "--window 4: give an odd size")):
-        run = subprocess.run([sys.executable, str(REPO / "tools" / "song_yan_protocol.py"), *args,
+        run = subprocess.run([sys.executable, str(REPO / "tools" / "extra" / "song_yan_protocol.py"), *args,
                               "--neu-dir", "/nonexistent"], capture_output=True, text=True)
         assert run.returncode == 2 and run.stderr.count("\n") == 1 and message in run.stderr

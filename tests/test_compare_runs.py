@@ -1,4 +1,4 @@
-"""tools/compare_runs.py: runs on one figure and their values at chosen updates, from Caffe log lines."""
+"""tools/extra/compare_runs.py: runs on one figure and their values at chosen updates, from Caffe log lines."""
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +22,7 @@ def test_values_at_the_chosen_updates_and_both_figures(tmp_path):
     fake_run(tmp_path / "a", [1.8, 75.2, 44.9] + [1.79] * 18, [0.25, 0.1667, 0.1667])
     fake_run(tmp_path / "b", [1.8 - 0.05 * i for i in range(21)], [0.25, 0.4, 0.6])
     out = tmp_path / "figs" / "curves.png"
-    run = subprocess.run([sys.executable, str(REPO / "tools" / "compare_runs.py"), "--run", f"Adam=a={tmp_path / 'a'}",
+    run = subprocess.run([sys.executable, str(REPO / "tools" / "extra" / "compare_runs.py"), "--run", f"Adam=a={tmp_path / 'a'}",
                           "--run", f"SGD={tmp_path / 'b'}", "--out", str(out), "--at", "1", "10", "20"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
@@ -34,7 +34,7 @@ def test_values_at_the_chosen_updates_and_both_figures(tmp_path):
 
 
 def test_a_folder_without_logs_is_one_line(tmp_path):
-    run = subprocess.run([sys.executable, str(REPO / "tools" / "compare_runs.py"), "--run", f"x={tmp_path}",
+    run = subprocess.run([sys.executable, str(REPO / "tools" / "extra" / "compare_runs.py"), "--run", f"x={tmp_path}",
                           "--out", str(tmp_path / "c.png")], capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and run.stderr.startswith("error: no train-*.log in") and run.stderr.count("\n") == 1
     assert not (tmp_path / "c.png").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sdc import decaf, degrade, lmdb_io, tables
+from sdc import decaf, degrade, inference, lmdb_io, tables
 
 REPO = Path(__file__).resolve().parents[1]
 TOOL = [sys.executable, str(REPO / "tools" / "decaf_mlr.py")]
@@ -44,13 +44,12 @@ def random_caffenet(caffe, tmp_path_factory):
 
 
 def test_features_are_decaf6_of_the_centre_crop(caffe, random_caffenet, lmdbs):
-    from sdc import evaluation
-    net = evaluation.open_net(decaf.DEPLOY, random_caffenet, 4)
+    net = inference.open_net(decaf.DEPLOY, random_caffenet, 4)
     features = decaf.extract(net, lmdbs / "train_lmdb")
     assert features.features.shape == (30, 4096) and features.features.dtype == np.float32
     assert features.labels.tolist() == [label for label in range(6) for _ in range(5)]
     assert (features.features >= 0).all() and (features.features > 0).any()  # after relu6
-    key, image, _ = next(lmdb_io.read(lmdbs / "train_lmdb"))
+    key, image, _ = next(lmdb_io.LmdbSource(lmdbs / "train_lmdb").read())
     net.blobs["data"].data[0] = image[:, 14:241, 14:241] - np.array([104, 117, 123])[:, None, None]
     net.forward(end="relu6")
     np.testing.assert_allclose(features.features[0], net.blobs["fc6"].data[0], rtol=1e-5, atol=1e-6)

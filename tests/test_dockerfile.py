@@ -4,7 +4,7 @@ is one this suite runs on this machine.
 The Dockerfile is read instruction by instruction. Its commands, in order, and where each runs here:
 - the root step (apt-get install, the project folder): not run, it would change the machine; it would
   install nothing here, because every package it names is installed, and it names every package
-  tools/install_caffe.sh checks for (test_root_step_would_install_nothing_here);
+  tools/caffe/install_caffe.sh checks for (test_root_step_would_install_nothing_here);
 - the Caffe step `. tools/bootstrap.sh && bootstrap --cuda`: run in a scratch folder holding only
   what the COPY lines before it bring in, with the Dockerfile's SHELL. Without --cuda it always runs
   (test_caffe_step_needs_only_the_files_copied_before_it); as written it compiles the CUDA build for
@@ -223,7 +223,7 @@ def test_build_context_leaves_out_data_runs_venv_and_results():
 
 
 def apt_packages_of_install_caffe():
-    text = (REPO / "tools" / "install_caffe.sh").read_text()
+    text = (REPO / "tools" / "caffe" / "install_caffe.sh").read_text()
     return re.search(r"^apt_packages=\(([^)]*)\)", text, re.MULTILINE).group(1).split()
 
 

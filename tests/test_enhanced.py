@@ -77,7 +77,7 @@ def test_lmdb_from_the_enhanced_set_and_from_an_external_one(enhanced, neu_dir, 
     run = subprocess.run([sys.executable, "tools/build_lmdb.py", "--enhanced", str(enhanced), "--out", str(out),
                           "--only", "noise_20", "blur_5", "--per-class", "1"], cwd=REPO, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    noise = list(lmdb_io.read(out / "test_noise_20_lmdb"))
+    noise = list(lmdb_io.LmdbSource(out / "test_noise_20_lmdb").read())
     assert len(noise) == 30 and [label for _, _, label in noise] == sorted([0, 1, 2, 3, 4, 5] * 5)
     np.testing.assert_array_equal(noise[0][1][2], neu.load(enhanced / "noise_20" / "crazing" / "Cr_1_0.png"))
 
@@ -89,6 +89,6 @@ def test_lmdb_from_the_enhanced_set_and_from_an_external_one(enhanced, neu_dir, 
     run = subprocess.run([sys.executable, "tools/build_lmdb.py", "--external", f"noise_20={external}", "--out",
                           str(tmp_path / "authors_lmdb"), "--only", "noise_20"], cwd=REPO, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    records = list(lmdb_io.read(tmp_path / "authors_lmdb" / "test_noise_20_lmdb"))
+    records = list(lmdb_io.LmdbSource(tmp_path / "authors_lmdb" / "test_noise_20_lmdb").read())
     assert [(key, label) for key, _, label in records] == [("00000000_Cr_1.bmp", 0), ("00000001_Rolled/img9.bmp", 4)]
     assert records[0][1].shape == (3, 256, 256)

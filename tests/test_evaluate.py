@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sdc import degrade, evaluation, lmdb_io, neu, stats
+from sdc import degrade, eval_folder, inference, lmdb_io, neu, stats
 from sdc.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 MRF_DEPLOY = REPO / "prototxt" / "SDC-SN-ELF-MRF_deploy.prototxt"
 SIDE = neu.NETWORK_SIDE
 
-# Observed 2025 with tools/sdc/evaluation.py on this repository's pinned CPU Caffe build (OpenBLAS):
+# Observed 2025 with tools/sdc/inference.py on this repository's pinned CPU Caffe build (OpenBLAS):
 # the authors' released SDC-SN-ELF-MRF.caffemodel (sha1 3ddb645b...) on original NEU-CLS images,
 # preprocessed as the LMDB builder does (neu.resize_bilinear 200 -> 256, grey -> B = G = R,
 # minus mean 104/117/123). Columns: true label, predicted label, probability of the prediction,
@@ -63,8 +63,8 @@ def write_lmdb(dest, images):
 
 
 def test_released_mrf_model_gives_the_pinned_predictions(caffe, neu_files, mrf_model):
-    net = evaluation.load_net(MRF_DEPLOY, mrf_model, batch=4)  # 10 images: batches of 4, 4 and a partial 2
-    predictions = evaluation.predict(net, pinned_images(neu_files), "pinned images")
+    net = inference.load_net(MRF_DEPLOY, mrf_model, batch=4)  # 10 images: batches of 4, 4 and a partial 2
+    predictions = inference.predict(net, pinned_images(neu_files), "pinned images")
     assert predictions.keys == list(PINNED)
     for i, (name, (label, pred, prob, centred_log_probs)) in enumerate(PINNED.items()):
         assert predictions.labels[i] == label and predictions.preds[i] == pred, name
@@ -77,38 +77,38 @@ def test_released_mrf_model_gives_the_pinned_predictions(caffe, neu_files, mrf_m
 
 def test_partial_last_batch_equals_one_image_at_a_time(caffe, neu_files, mrf_model):
     images = pinned_images(neu_files)[:7]
-    batched = evaluation.predict(evaluation.load_net(MRF_DEPLOY, mrf_model, batch=5), images, "x")
-    single = evaluation.predict(evaluation.load_net(MRF_DEPLOY, mrf_model, batch=1), images, "x")
+    batched = inference.predict(inference.load_net(MRF_DEPLOY, mrf_model, batch=5), images, "x")
+    single = inference.predict(inference.load_net(MRF_DEPLOY, mrf_model, batch=1), images, "x")
     np.testing.assert_allclose(batched.probs, single.probs, rtol=0, atol=1e-6)
 
 
 def test_worker_processes_give_the_single_process_predictions(caffe, tmp_path, neu_files, mrf_model):
     lmdb = write_lmdb(tmp_path / "test_original_lmdb", pinned_images(neu_files))
-    sources = {"original": evaluation.LmdbSource(lmdb)}
+    sources = {"original": lmdb_io.LmdbSource(lmdb)}
     # Shards of 6 and 4 images over two workers; batch 3: the second shard ends with a partial batch.
-    parallel = evaluation.predict_sources(MRF_DEPLOY, mrf_model, sources, batch=3, workers=2, shard=6)["original"]
+    parallel = inference.predict_sources(MRF_DEPLOY, mrf_model, sources, batch=3, workers=2, shard=6)["original"]
     # Both paths sum every matrix product in the same order only with the same number of BLAS threads
     # (OpenBLAS splits a product over its threads): with 2 threads here the probabilities differed by
     # 1.2e-7, by 1.4e-6 on another machine. This process is given 4 threads first: the in-process path
     # must set the workers' count itself, and then the two agree to the last bit.
-    with evaluation.blas_threads(4):
-        single = evaluation.predict_sources(MRF_DEPLOY, mrf_model, sources, batch=3, workers=1)["original"]
+    with inference.blas_threads(4):
+        single = inference.predict_sources(MRF_DEPLOY, mrf_model, sources, batch=3, workers=1)["original"]
     assert parallel.keys == single.keys == [f"{i:08d}_{name}.bmp" for i, name in enumerate(PINNED)]
     np.testing.assert_array_equal(parallel.labels, single.labels)
     np.testing.assert_array_equal(parallel.probs, single.probs)
 
 
 def test_confusion_matrix_counts_true_rows_and_predicted_columns():
-    matrix = evaluation.confusion_matrix([0, 0, 3, 3, 5], [0, 1, 3, 1, 5])
+    matrix = eval_folder.confusion_matrix([0, 0, 3, 3, 5], [0, 1, 3, 1, 5])
     assert matrix.sum() == 5 and matrix[0, 0] == 1 and matrix[0, 1] == 1 and matrix[3, 1] == 1
     assert matrix.trace() == 3
 
 
 def predictions_of(keys, right):
     """Predictions of class-0 images, right where ``right`` is, else class 1."""
-    probs = np.zeros((len(keys), evaluation.NUM_CLASSES), np.float32)
+    probs = np.zeros((len(keys), eval_folder.NUM_CLASSES), np.float32)
     probs[np.arange(len(keys)), [0 if r else 1 for r in right]] = 1
-    return evaluation.Predictions(list(keys), np.zeros(len(keys), np.int64), probs)
+    return eval_folder.Predictions(list(keys), np.zeros(len(keys), np.int64), probs)
 
 
 def test_summary_intervals_count_the_draws_of_one_test_image_as_one_cluster():
@@ -118,15 +118,15 @@ def test_summary_intervals_count_the_draws_of_one_test_image_as_one_cluster():
     names = [f"Cr_{n}" for n in range(1, 5)]
     results = {"original": predictions_of([f"{i:08d}_crazing/{n}.bmp" for i, n in enumerate(names)],
                                           [True, True, True, False])}
-    for subset in evaluation.DEGRADED:
+    for subset in eval_folder.DEGRADED:
         keys = [f"{5 * i + draw:08d}_{subset}/crazing/{n}_{draw}.png" for i, n in enumerate(names) for draw in range(5)]
         results[subset] = predictions_of(keys, [not key.endswith(tuple(f"Cr_4_{d}.png" for d in range(5)))
                                                 for key in keys])
-    accuracy, _ = evaluation.summarise(results)
+    accuracy, _ = eval_folder.summarise(results)
     assert accuracy["noise_20"]["correct"] == 15 and accuracy["noise_20"]["total"] == 20
     assert accuracy["enhanced"]["correct"] == 90 and accuracy["enhanced"]["total"] == 120
     three_of_four = pytest.approx(stats.wilson_interval(3, 4), rel=1e-12)
-    for subset in degrade.TEST_SUBSETS + (evaluation.POOLED,):
+    for subset in degrade.TEST_SUBSETS + (eval_folder.POOLED,):
         assert accuracy[subset]["ci95"] == three_of_four, subset
     assert accuracy["noise_20"]["ci95"][0] < stats.wilson_interval(15, 20)[0] - 0.2
     assert accuracy["original"]["ci95_method"] == "95 % Wilson score interval over 4 independent images"
@@ -138,34 +138,34 @@ def test_a_degraded_record_without_its_draw_number_is_a_one_line_error():
     results = {"blur_2": predictions_of(["00000000_blur_2/crazing/Cr.png"], [True])}
     with pytest.raises(UserError, match=r"blur_2: 00000000_blur_2/crazing/Cr.png: a degraded record's file name "
                                         r"should end in _<draw>"):
-        evaluation.summarise(results)
+        eval_folder.summarise(results)
 
 
 def test_a_caffemodel_of_another_variant_is_a_one_line_error(caffe, released_dir):
     with pytest.raises(UserError, match=r"SDC-SN.caffemodel does not fit .*SDC-SN-ELF-MRF_deploy.*conv10"):
-        evaluation.load_net(MRF_DEPLOY, released_dir / "SDC-SN.caffemodel", batch=2)
+        inference.load_net(MRF_DEPLOY, released_dir / "SDC-SN.caffemodel", batch=2)
 
 
 def test_a_corrupt_caffemodel_is_a_one_line_error(caffe, tmp_path):
     bad = tmp_path / "bad.caffemodel"
     bad.write_bytes(b"\x00\xff garbage, not a protobuf")
     with pytest.raises(UserError, match=r"bad.caffemodel is not a caffemodel"):
-        evaluation.load_net(MRF_DEPLOY, bad, batch=2)
+        inference.load_net(MRF_DEPLOY, bad, batch=2)
 
 
 def test_a_broken_prototxt_is_a_one_line_error(caffe, tmp_path, mrf_model):
     bad = tmp_path / "bad.prototxt"
     bad.write_text("layer { name: 'data' type: \n")
     with pytest.raises(UserError, match=r"bad.prototxt is not a Caffe prototxt"):
-        evaluation.load_net(bad, mrf_model, batch=2)
+        inference.load_net(bad, mrf_model, batch=2)
 
 
 def test_images_of_the_wrong_size_are_refused(caffe, tmp_path, mrf_model):
     small = np.zeros((3, 200, 200), np.uint8)
     lmdb = write_lmdb(tmp_path / "test_original_lmdb", [("Cr_1", small, 0)])
-    net = evaluation.load_net(MRF_DEPLOY, mrf_model, batch=2)
+    net = inference.load_net(MRF_DEPLOY, mrf_model, batch=2)
     with pytest.raises(UserError, match=r"Cr_1.bmp has shape \(3, 200, 200\), the net expects \(3, 256, 256\)"):
-        evaluation.predict(net, evaluation.LmdbSource(lmdb).read(), str(lmdb))
+        inference.predict(net, lmdb_io.LmdbSource(lmdb).read(), str(lmdb))
 
 
 def test_a_corrupt_lmdb_is_a_one_line_error(caffe, tmp_path):
@@ -173,7 +173,7 @@ def test_a_corrupt_lmdb_is_a_one_line_error(caffe, tmp_path):
     folder.mkdir()
     (folder / "data.mdb").write_bytes(b"not an lmdb" * 100)
     with pytest.raises(UserError, match="is not a readable Datum LMDB"):
-        list(evaluation.LmdbSource(folder).read())
+        list(lmdb_io.LmdbSource(folder).read())
 
 
 def run_evaluate(*args):

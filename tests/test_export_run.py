@@ -1,4 +1,4 @@
-"""tools/export_run.py: a run folder's shareable files, without this machine's paths."""
+"""tools/extra/export_run.py: a run folder's shareable files, without this machine's paths."""
 import json
 import subprocess
 import sys
@@ -16,7 +16,7 @@ def test_paths_become_repo_relative_run_relative_or_home_relative(tmp_path):
     record = {"weights": {"path": f"{Path.home()}/w/squeezenet.caffemodel"}, "run": str(run)}
     (run / "provenance.json").write_text(json.dumps(record))
     dest = tmp_path / "out"
-    done = subprocess.run([sys.executable, str(REPO / "tools" / "export_run.py"), str(run), str(dest)],
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "extra" / "export_run.py"), str(run), str(dest)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in dest.iterdir()) == ["provenance.json", "train-20261130-120000.log",
@@ -28,7 +28,7 @@ def test_paths_become_repo_relative_run_relative_or_home_relative(tmp_path):
 
 
 def test_a_folder_that_is_not_a_run_is_one_line(tmp_path):
-    done = subprocess.run([sys.executable, str(REPO / "tools" / "export_run.py"), str(tmp_path), str(tmp_path / "o")],
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "extra" / "export_run.py"), str(tmp_path), str(tmp_path / "o")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "has no train-*.log" in done.stderr
     assert not (tmp_path / "o").exists()

@@ -1,4 +1,4 @@
-"""tools/make_figures.py on evaluation folders written by sdc.evaluation from known predictions (no Caffe):
+"""tools/make_figures.py on evaluation folders written by sdc.eval_folder from known predictions (no Caffe):
 what each figure draws, the paper's column order, print-size fonts, legends clear of the data, no paths."""
 import subprocess
 import sys
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from matplotlib.text import Text
 
-from sdc import evaluation, lmdb_io, neu, plotting, stats, tables
+import make_figures
+from sdc import eval_folder, lmdb_io, neu, plotting, stats, tables
+from sdc.variants import VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tools"))
-import make_figures  # noqa: E402
 
 CLASSES = tables.CLASS_NAMES
 FOLDERS = [c.folder for c in neu.CLASSES]
@@ -20,7 +20,7 @@ IMAGES = [(label, f"{CLASSES[label]}_{n}") for label in range(6) for n in (1, 2)
 DRAWS = 2
 SIDE = 8
 PAPER_ROWS = [  # table, row, column, value: Table 2 for the three variants, Table 3 for two rows
-    *[("2", v, c, 90.0 + i) for v in tables.VARIANTS for i, c in enumerate(tables.TABLE2_COLUMNS)],
+    *[("2", v, c, 90.0 + i) for v in VARIANTS for i, c in enumerate(tables.TABLE2_COLUMNS)],
     *[("3", "GLCM+SVM", c, 50.5) for c in tables.TABLE2_COLUMNS],
     *[("3", "DeCAF+MLR", c, 99.7) for c in tables.TABLE2_COLUMNS],
     *[("3", "SDC-SN-ELF-MRF", c, 90.0 + i) for i, c in enumerate(tables.TABLE2_COLUMNS)],
@@ -51,17 +51,17 @@ def predictions(model, subset):
     preds = np.array([(label + 1) % 6 if wrong(model, subset, i) else label for i, (_, label) in enumerate(rels)])
     probs = np.full((len(rels), 6), 0.02, np.float32)
     probs[np.arange(len(rels)), preds] = 0.9
-    return evaluation.Predictions(keys, labels, probs)
+    return eval_folder.Predictions(keys, labels, probs)
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     """results/ with evaluations of the three variants and GLCM+SVM, DeCAF+MLR not run, and the test LMDBs."""
     root = tmp_path_factory.mktemp("figures")
-    for model in (*tables.VARIANTS, "GLCM+SVM"):
-        evaluation.write_eval_dir(root / "results" / "eval" / model, model, {}, 1000,
+    for model in (*VARIANTS, "GLCM+SVM"):
+        eval_folder.write_eval_dir(root / "results" / "eval" / model, model, {}, 1000,
                                   {s: predictions(model, s) for s in tables.TABLE2_COLUMNS}, {"wall_s": 1.0})
-    evaluation.write_not_run(root / "results" / "eval" / "DeCAF+MLR", "DeCAF+MLR", "CaffeNet weights not available")
+    eval_folder.write_not_run(root / "results" / "eval" / "DeCAF+MLR", "DeCAF+MLR", "CaffeNet weights not available")
     for subset in tables.TABLE2_COLUMNS:
         rels = records(subset)
         lmdb_io.write(root / "lmdb" / lmdb_io.test_name(subset),
@@ -97,14 +97,14 @@ def panel(figure, title):
 
 def test_every_figure_is_drawn(figures):
     assert sorted(figures) == sorted(["table2_ours_vs_paper", "table3_ours_vs_paper", "table5_SDC-SN-ELF-MRF",
-                                      *[f"confusion_{m}" for m in (*tables.VARIANTS, "GLCM+SVM")],
+                                      *[f"confusion_{m}" for m in (*VARIANTS, "GLCM+SVM")],
                                       "examples_SDC-SN-ELF-MRF"])
 
 
 def test_table2_panels_show_our_accuracy_with_its_interval_beside_the_paper(figures):
     figure = figures["table2_ours_vs_paper"]
     # the released models were not evaluated here: no panels of theirs
-    assert [ax.get_title() for ax in figure.axes if ax.get_title()] == list(tables.VARIANTS)
+    assert [ax.get_title() for ax in figure.axes if ax.get_title()] == list(VARIANTS)
     ax = panel(figure, "SDC-SN-ELF-MRF")
     # The paper's order, noise 20 dB before 35 dB, as the x axis of every panel.
     assert [t.get_text() for t in ax.get_xticklabels()] == ["Original", "Lum ±0.4", "Lum ±1", "Noise 20", "Noise 35",
@@ -151,7 +151,7 @@ def test_table5_puts_our_matrix_beside_the_papers(figures):
     figure = figures["table5_SDC-SN-ELF-MRF"]
     def counts(title):
         return np.array([int(t.get_text()) for t in panel(figure, title).texts]).reshape(6, 6)
-    ours = evaluation.confusion_matrix(predictions("SDC-SN-ELF-MRF", "lum_0.4").labels,
+    ours = eval_folder.confusion_matrix(predictions("SDC-SN-ELF-MRF", "lum_0.4").labels,
                                        predictions("SDC-SN-ELF-MRF", "lum_0.4").preds)
     assert ours[0, 1] == 2 and ours.trace() == 22
     np.testing.assert_array_equal(counts("Lum ±0.4: ours"), ours)

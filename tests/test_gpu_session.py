@@ -1,6 +1,6 @@
-"""The GPU sessions' parts that run here: Caffe's dump_net_io (patch 0006), tools/compare_net_io.py,
-tools/make_session_nets.py, tools/gpu_session.sh end to end in its CPU dry-run mode, and the
-paper-schedule kit (tools/gpu_paper_run.py, tools/adopt_gpu_runs.py) rehearsed on the CPU: the same
+"""The GPU sessions' parts that run here: Caffe's dump_net_io (patch 0006), tools/caffe/compare_net_io.py,
+tools/caffe/make_session_nets.py, tools/caffe/gpu_session.sh end to end in its CPU dry-run mode, and the
+paper-schedule kit (tools/caffe/gpu_paper_run.py, tools/caffe/adopt_gpu_runs.py) rehearsed on the CPU: the same
 script, a CPU bundle, two per-class images and a two-update schedule over two windows."""
 import hashlib
 import json
@@ -17,7 +17,7 @@ import pytest
 import compare_net_io
 import gpu_paper_run
 import make_session_nets
-from sdc import caffe_env, paper_kit
+from sdc import caffe_env, paper_kit, timing
 
 REPO = Path(__file__).resolve().parents[1]
 QUIET = dict(os.environ, GLOG_minloglevel="2")
@@ -81,14 +81,14 @@ def test_compare_reports_relative_errors(tmp_path):
     result = compare_net_io.compare(tmp_path / "ref", tmp_path / "gpu", rtol=2e-4)
     assert result["failed"] == ["b", "c"]
     assert result["arrays"]["c"] == {"problem": "missing"}
-    run = subprocess.run([sys.executable, str(REPO / "tools" / "compare_net_io.py"), str(tmp_path / "ref"),
+    run = subprocess.run([sys.executable, str(REPO / "tools" / "caffe" / "compare_net_io.py"), str(tmp_path / "ref"),
                           str(tmp_path / "gpu"), "--rtol", "2e-4", "--label", "x"], capture_output=True, text=True)
     assert run.returncode == 1 and run.stdout.startswith("x: FAIL (2: b, c)")
 
 
 def test_caffe_engine_nets_differ_only_in_engines(caffe):
     from google.protobuf import text_format
-    text = make_session_nets.bench_caffe.timing_net(REPO / "prototxt" / "SDC-SN_deploy.prototxt", 2)
+    text = timing.timing_net(REPO / "prototxt" / "SDC-SN_deploy.prototxt", 2)
     pb2 = caffe_env.caffe_pb2()
     default = text_format.Parse(text, pb2.NetParameter())
     engined = text_format.Parse(make_session_nets.with_caffe_engine(text), pb2.NetParameter())
@@ -127,7 +127,7 @@ def test_compare_on_rel_l2_passes_one_element_far_off(tmp_path):
 def test_dry_run_runs_every_step_on_the_cpu(tmp_path):
     if not (caffe_env.prefix() / "bin" / "caffe_unit_tests").is_file():
         pytest.skip("Caffe's C++ unit tests are not built: run tools/run_tests.sh --with-caffe-tests")
-    run = subprocess.run(["bash", str(REPO / "tools" / "gpu_session.sh"), "dry-run", "--out", str(tmp_path)],
+    run = subprocess.run(["bash", str(REPO / "tools" / "caffe" / "gpu_session.sh"), "dry-run", "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=3600)
     summary = (tmp_path / "summary.txt").read_text()
     assert run.returncode == 0, summary + run.stderr[-3000:]
@@ -218,13 +218,12 @@ def tiny_lmdbs(tmp_path_factory, neu_dir):
 
 def test_a_window_stops_unless_its_lmdbs_equal_the_kit_records(tiny_lmdbs):
     from sdc import lmdb_io
-    from build_lmdb import lmdb_name
-    kit_info = {"lmdbs": {t: paper_kit.lmdb_identity(tiny_lmdbs / lmdb_name(t))
+    kit_info = {"lmdbs": {t: paper_kit.lmdb_identity(tiny_lmdbs / lmdb_io.lmdb_name(t))
                           for t in paper_kit.LMDB_TARGETS}}
     assert kit_info["lmdbs"]["train"]["count"] == 12 and kit_info["lmdbs"]["train_aug8"]["count"] == 96
     assert gpu_paper_run.check_lmdbs(kit_info, tiny_lmdbs, paper_kit.LMDB_TARGETS) == []
     digest = hashlib.sha256()
-    for key, image, label in lmdb_io.read(tiny_lmdbs / "test_original_lmdb"):
+    for key, image, label in lmdb_io.LmdbSource(tiny_lmdbs / "test_original_lmdb").read():
         value = lmdb_io.encode(image[0], label)
         digest.update(len(key).to_bytes(4, "little") + key.encode() + len(value).to_bytes(8, "little") + value)
     assert kit_info["lmdbs"]["original"]["records_sha256"] == digest.hexdigest()
@@ -239,8 +238,8 @@ def rehearsal(tmp_path_factory, tiny_lmdbs, neu_dir, decoded_caffemodel):
     the second finishes the two-update schedule), each adopted."""
     root = tmp_path_factory.mktemp("rehearsal")
     quick_xz = dict(os.environ, XZ_OPT="-1")   # NEU-CLS packed fast; the GPU kit's is -9
-    tool = [sys.executable, str(REPO / "tools" / "gpu_paper_run.py")]
-    adopt = [sys.executable, str(REPO / "tools" / "adopt_gpu_runs.py")]
+    tool = [sys.executable, str(REPO / "tools" / "caffe" / "gpu_paper_run.py")]
+    adopt = [sys.executable, str(REPO / "tools" / "caffe" / "adopt_gpu_runs.py")]
     py_version = f"{sys.version_info.major}.{sys.version_info.minor}"
     prepared = subprocess.run(tool + ["prepare", "--prefix", str(caffe_env.prefix()), "--kit", str(root / "kit"),
                                       "--partial", str(root / "partial"), "--lmdb-dir", str(tiny_lmdbs),
@@ -331,7 +330,7 @@ def test_rehearsal_adoption_makes_normal_run_folders(rehearsal):
 
 
 def test_adopt_without_a_session_is_one_line(tmp_path):
-    run = subprocess.run([sys.executable, str(REPO / "tools" / "adopt_gpu_runs.py"), str(tmp_path)],
+    run = subprocess.run([sys.executable, str(REPO / "tools" / "caffe" / "adopt_gpu_runs.py"), str(tmp_path)],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and run.stderr.count("\n") == 1
     assert run.stderr.startswith(f"error: {tmp_path / 'session.json'} not found")

@@ -1,4 +1,4 @@
-"""tools/install_caffe.sh: cached builds are reused, bad source never reaches the cache, and a CUDA
+"""tools/caffe/install_caffe.sh: cached builds are reused, bad source never reaches the cache, and a CUDA
 build that lacks its toolkit or libraries says how to get them."""
 import os
 import subprocess
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sdc import caffe_env
 
-SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "install_caffe.sh"
+SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "caffe" / "install_caffe.sh"
 
 
 def install(*args, env=None):

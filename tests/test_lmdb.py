@@ -39,7 +39,7 @@ def test_datum_is_three_equal_planes():
 
 def test_round_trip_reproduces_pixels_labels_and_order(sample):
     dest, images, labels = sample
-    read = list(lmdb_io.read(dest))
+    read = list(lmdb_io.LmdbSource(dest).read())
     assert [key for key, _, _ in read] == [f"{i:08d}_img{i}.png" for i in range(5)]
     assert [label for _, _, label in read] == labels
     for (_, planes, _), image in zip(read, images):
@@ -89,12 +89,12 @@ def test_build_tool_smoke_and_skip(neu_dir, tmp_path):
                "--only", "train", "original", "--per-class", "2", "--jobs", "2"]
     first = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
-    train = list(lmdb_io.read(tmp_path / "train_lmdb"))
+    train = list(lmdb_io.LmdbSource(tmp_path / "train_lmdb").read())
     assert len(train) == 12 and train[0][1].shape == (3, 256, 256)
     key, planes, _ = train[0]
     resized = neu.resize_bilinear(neu.load(neu_dir / key.split("_", 1)[1]), 256)
     np.testing.assert_array_equal(planes, np.stack([resized] * 3))
-    test_labels = [label for _, _, label in lmdb_io.read(tmp_path / "test_original_lmdb")]
+    test_labels = [label for _, _, label in lmdb_io.LmdbSource(tmp_path / "test_original_lmdb").read()]
     assert test_labels == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
     again = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     assert again.returncode == 0 and again.stdout.count("up to date") == 2
@@ -116,8 +116,9 @@ def test_augmented_training_lmdb_holds_every_image_eight_times_shuffled(neu_dir,
                "--only", "train", "train_aug8", "--per-class", "1", "--jobs", "2"]
     run = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    plain = {key.split("_", 1)[1]: (planes, label) for key, planes, label in lmdb_io.read(tmp_path / "train_lmdb")}
-    augmented = list(lmdb_io.read(tmp_path / "train_aug8_lmdb"))
+    plain = {key.split("_", 1)[1]: (planes, label)
+             for key, planes, label in lmdb_io.LmdbSource(tmp_path / "train_lmdb").read()}
+    augmented = list(lmdb_io.LmdbSource(tmp_path / "train_aug8_lmdb").read())
     assert len(augmented) == 48 and json.loads((tmp_path / "train_aug8_lmdb/build.json").read_text())["count"] == 48
     seen = {}
     for index, (key, planes, label) in enumerate(augmented):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sdc import neu
+from sdc import hashing, neu
 from sdc.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ def tiny_neu(tmp_path):
         rel = neu.official_path(name)
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (200, 200), dtype=np.uint8)).save(root / rel, format="BMP")
-        lines.append(f"{neu.sha256_file(root / rel)}  {rel}\n")
+        lines.append(f"{hashing.sha256_file(root / rel)}  {rel}\n")
     manifest = tmp_path / "tiny.sha256"
     manifest.write_text("".join(lines))
     return root, manifest

@@ -1,4 +1,4 @@
-"""tools/noise_snr.py: Eq. 5 by hand, and the per-draw SNR of the real noise subsets."""
+"""tools/extra/noise_snr.py: Eq. 5 by hand, and the per-draw SNR of the real noise subsets."""
 import re
 import subprocess
 import sys
@@ -18,7 +18,7 @@ def test_snr_is_equation_5():
 
 
 def test_draws_meet_the_snr_on_average_only(neu_dir):
-    run = subprocess.run([sys.executable, "tools/noise_snr.py", "--neu-dir", str(neu_dir), "--per-class", "1"],
+    run = subprocess.run([sys.executable, "tools/extra/noise_snr.py", "--neu-dir", str(neu_dir), "--per-class", "1"],
                          cwd=REPO, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from sdc import netcheck, weights
+from sdc import hashing, netcheck, weights
 from sdc.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,7 +22,7 @@ RELEASED = ("SDC-SN", "SDC-SN-ELF", "SDC-SN-ELF-MRF")
 def local_model(path, sha1=None, url=None):
     """A manifest entry for a file of this test (downloaded through a file:// URL)."""
     return weights.Model(name="test file", caffemodel=path.name, caffemodel_url=url or path.as_uri(),
-                         sha1=sha1 or weights.sha1_of(path), license="-", source="-")
+                         sha1=sha1 or hashing.sha1_file(path), license="-", source="-")
 
 
 def run_tool(*args, env=None):
@@ -51,7 +51,7 @@ def test_released_models_are_copied_from_a_local_dir_and_verified(pretrained_src
     models = weights.read_manifest()
     for model_id in RELEASED:
         path = weights.fetch(models[model_id], tmp_path, from_dir=pretrained_src, offline=True)
-        assert path == tmp_path / f"{model_id}.caffemodel" and weights.sha1_of(path) == SHA1[model_id]
+        assert path == tmp_path / f"{model_id}.caffemodel" and hashing.sha1_file(path) == SHA1[model_id]
     before = path.stat().st_mtime_ns
     assert weights.fetch(models["SDC-SN-ELF-MRF"], tmp_path, offline=True) == path  # verified copy is kept
     assert path.stat().st_mtime_ns == before
@@ -111,7 +111,7 @@ def test_a_corrupt_original_is_an_error_not_a_reason_to_use_the_stand_in(tmp_pat
     (tmp_path / weights.DECODED_IMAGENET).write_bytes(b"decoded")
     corrupt = tmp_path / "squeezenet_v1.0.caffemodel"
     corrupt.write_bytes(b"truncated")
-    expected = (f"{corrupt} has sha1 {weights.sha1_of(corrupt)}, but squeezenet_v1.0.caffemodel must have sha1 "
+    expected = (f"{corrupt} has sha1 {hashing.sha1_file(corrupt)}, but squeezenet_v1.0.caffemodel must have sha1 "
                 f"{SHA1['squeezenet_v1.0']}: replace it with the original file or delete it")
     with pytest.raises(UserError) as error:
         weights.imagenet_weights(tmp_path)

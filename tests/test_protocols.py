@@ -1,5 +1,5 @@
 """Protocols of the classical baselines (sdc.protocols): which pixels stand for each LMDB's records,
-the classifiers without standardisation, the rows each protocol writes, and tools/compare_protocols.py."""
+the classifiers without standardisation, the rows each protocol writes, and tools/extra/compare_protocols.py."""
 import csv
 import json
 import subprocess
@@ -109,8 +109,8 @@ def test_unscaled_svm_gamma_is_relative_to_the_feature_variance():
         "distance": "euclidean on unscaled features"}
 
 
-def run_tool(name, *args):
-    return subprocess.run([sys.executable, str(REPO / "tools" / name), *map(str, args)],
+def run_tool(path, *args):
+    return subprocess.run([sys.executable, str(REPO / "tools" / path), *map(str, args)],
                           capture_output=True, text=True, cwd=REPO)
 
 
@@ -185,7 +185,7 @@ def test_comparison_is_ours_minus_paper_per_cell(two_protocols, tmp_path):
     paper = write_paper_values(tmp_path / "paper.csv", {(f"GLCM+{c}", col): 50 for c in ("SVM", "NNC")
                                                         for col in columns})
     out = tmp_path / "comparison.md"
-    run = run_tool("compare_protocols.py", "--eval", eval_dir, "--paper-values", paper, "--out", out)
+    run = run_tool("extra/compare_protocols.py", "--eval", eval_dir, "--paper-values", paper, "--out", out)
     assert run.returncode == 0, run.stderr
     summary = json.loads(out.with_suffix(".json").read_text())
     assert sorted(summary) == ["glcm-8-levels", "network-input"]
@@ -204,6 +204,6 @@ def test_comparison_is_ours_minus_paper_per_cell(two_protocols, tmp_path):
 
 def test_comparison_without_classical_paper_values_is_one_error_line(two_protocols, tmp_path):
     paper = write_paper_values(tmp_path / "paper.csv", {("ETE", "original"): 95.8})
-    run = run_tool("compare_protocols.py", "--eval", two_protocols / "eval", "--paper-values", paper)
+    run = run_tool("extra/compare_protocols.py", "--eval", two_protocols / "eval", "--paper-values", paper)
     assert run.returncode == 2
     assert run.stderr == f"error: {paper} holds no classical Table 3 value: pass the file with them\n"

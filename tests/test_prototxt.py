@@ -9,10 +9,10 @@ from google.protobuf import text_format
 from PIL import Image
 
 from sdc import netcheck
+from sdc.variants import VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
 PROTOTXT = REPO / "prototxt"
-VARIANTS = ("SDC-SN", "SDC-SN-ELF", "SDC-SN-ELF-MRF")
 FILES = {f"{v}_{kind}.prototxt" for v in VARIANTS + ("ETE",) for kind in ("train_val", "deploy")} | {
     "squeezenet_v1.0_deploy.prototxt", "CaffeNet_deploy.prototxt"}  # ETE, CaffeNet: tests/test_baseline_nets.py
 # SqueezeNet v1.0 (Iandola et al. 2016, Table 1): fire module -> (squeeze1x1, expand1x1 = expand3x3).
@@ -24,7 +24,7 @@ ELF_PARAMS = [(9.0, 6.0), (9.0, 0.0)]  # (lr_mult, decay_mult) of weights, biase
 HEADS = {"SDC-SN": ["conv10b", "relu_conv10", "pool10"],
          "SDC-SN-ELF": ["conv10b", "relu_conv10", "pool10"],
          "SDC-SN-ELF-MRF": ["conv10a", "relu_conv10a", "conv10b", "relu_conv10", "pool10s", "pool10", "conv11"]}
-# Blob shapes (C, H, W) at 256x256 input (the table).
+# Blob shapes (C, H, W) at 256x256 input, as Caffe computes them (convolutions round down, pooling up).
 BACKBONE_SHAPES = {"conv1": (96, 125, 125), "pool1": (96, 62, 62), "fire2/concat": (128, 62, 62),
                    "fire3/concat": (128, 62, 62), "fire4/concat": (256, 62, 62), "pool4": (256, 31, 31),
                    "fire5/concat": (256, 31, 31), "fire6/concat": (384, 31, 31), "fire7/concat": (384, 31, 31),

@@ -1,4 +1,4 @@
-"""tools/robustness_curves.py with real pycaffe on six NEU test images: every level swept, the interval
+"""tools/extra/robustness_curves.py with real pycaffe on six NEU test images: every level swept, the interval
 over the test images when each is drawn more than once, paths in provenance as results print them, and
 the plots' legend clear of the curves."""
 import csv
@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
+import robustness_curves
 from sdc import lmdb_io, neu, plotting, stats
 from test_evaluate import MRF_DEPLOY, SIX, network_input, write_lmdb
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tools"))
-import robustness_curves  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +26,7 @@ def lmdb_dir(caffe, tmp_path_factory, neu_dir):
 
 
 def command(lmdb_dir, out, model):
-    return [sys.executable, str(REPO / "tools" / "robustness_curves.py"),
+    return [sys.executable, str(REPO / "tools" / "extra" / "robustness_curves.py"),
             "--model", "released/SDC-SN-ELF-MRF", str(model), str(MRF_DEPLOY),
             "--lmdb-dir", str(lmdb_dir), "--out", str(out), "--degradations", "blur"]
 

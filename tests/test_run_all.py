@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sdc import weights
+from sdc import hashing, paths, weights
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE_HEADINGS = ["Table 2", "Table 3", "Table 4", "Table 5"]
@@ -68,11 +68,11 @@ def test_the_start_weights_are_named_in_the_output_and_the_training_provenance(s
     out, run, _, _ = smoke_run
     original = weights.read_manifest()["squeezenet_v1.0"]
     has_original = any(pretrained_src.rglob(original.caffemodel)) or \
-        (weights.WEIGHTS_DIR / original.caffemodel).is_file()
+        (paths.WEIGHTS_DIR / original.caffemodel).is_file()
     for variant in ["SDC-SN", "SDC-SN-ELF", "SDC-SN-ELF-MRF"]:
         start = json.loads((out / "runs" / "smoke" / variant / "provenance.json").read_text())["weights"]
         assert Path(start["path"]).name == (original.caffemodel if has_original else weights.DECODED_IMAGENET)
-        assert start["sha1"] == weights.sha1_of(start["path"])
+        assert start["sha1"] == hashing.sha1_file(start["path"])
     absent = "run_all: the original squeezenet_v1.0.caffemodel is absent: fine-tuning starts from the " \
              "Deep-Compression stand-in"
     assert (absent in run.stdout) != has_original

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sdc import lock, weights
+from sdc import hashing, lock, paths, weights
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_ALL = REPO / "tools" / "run_all.sh"
@@ -148,8 +148,8 @@ def test_a_folder_the_user_cannot_write_stops_the_run_in_one_line():
 
 def test_a_corrupt_original_squeezenet_stops_before_training(tmp_path, neu_dir, pretrained_src):
     model = weights.read_manifest()["squeezenet_v1.0"]
-    kept = weights.WEIGHTS_DIR / model.caffemodel
-    if kept.exists() and weights.sha1_of(kept) == model.sha1:
+    kept = paths.WEIGHTS_DIR / model.caffemodel
+    if kept.exists() and hashing.sha1_file(kept) == model.sha1:
         pytest.skip(f"{kept} holds the verified original, which run_all uses whatever else is around")
     pretrained = tmp_path / "weights"
     pretrained.mkdir()
@@ -163,5 +163,5 @@ def test_a_corrupt_original_squeezenet_stops_before_training(tmp_path, neu_dir, 
     assert run.returncode == 2, run.stdout[-3000:]
     last = run.stdout.strip().splitlines()[-1]
     assert last.startswith(f"error: 1 file(s) not fetched: {model.caffemodel}: sha1 must be {model.sha1}, "
-                           f"found only {corrupt} (sha1 {weights.sha1_of(corrupt)})"), last
+                           f"found only {corrupt} (sha1 {hashing.sha1_file(corrupt)})"), last
     assert "Deep-Compression" not in run.stdout and "== [" in run.stdout and "train SDC-SN" not in run.stdout

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sdc import degrade, evaluation, lmdb_io, neu, tables, training_origin, weights
+from sdc import degrade, eval_folder, lmdb_io, neu, tables, training_origin, weights
 from sdc.errors import UserError
+from sdc.variants import VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "tables"
@@ -48,7 +49,7 @@ def fixture_predictions(subset, wrong):
     for index, pred in wrong.items():
         preds[index] = pred
     probs = np.eye(6, dtype=np.float32)[preds]
-    return evaluation.Predictions([record_key(subset, i) for i in labels], labels, probs)
+    return eval_folder.Predictions([record_key(subset, i) for i in labels], labels, probs)
 
 
 def recorded_test_set(subsets, tag="this run"):
@@ -60,7 +61,7 @@ def write_eval(results, name, wrong, subsets=degrade.TEST_SUBSETS, tag="this run
     inputs = {"model": f"{name}.caffemodel", "model_sha1": "0" * 40, "subsets": recorded_test_set(subsets, tag)}
     if not name.startswith(tables.RELEASED):
         inputs["train_images"] = 1440
-    evaluation.write_eval_dir(results / "eval" / name, name, inputs, 3_073_200, preds, TIMING)
+    eval_folder.write_eval_dir(results / "eval" / name, name, inputs, 3_073_200, preds, TIMING)
 
 
 def write_training_record(results, name, init, schedule=SCHEDULE):
@@ -74,7 +75,7 @@ def write_fixture_evals(results):
     for name, wrong in WRONG.items():
         write_eval(results, name, wrong, ONLY.get(name, degrade.TEST_SUBSETS))
     for name, reason in NOT_RUN.items():
-        evaluation.write_not_run(results / "eval" / name, name, reason)
+        eval_folder.write_not_run(results / "eval" / name, name, reason)
     stand_in = {"path": f"/somewhere/{weights.DECODED_IMAGENET}", "sha1": STAND_IN_SHA1}
     write_training_record(results, "SDC-SN", stand_in)
     write_training_record(results, "SDC-SN-ELF", stand_in)
@@ -231,7 +232,7 @@ def write_rendered_eval(results, name, records_tag):
     subsets = {"original": {"source": "the native 200x200 images (the records of test_original_lmdb)",
                             "fingerprint": "native files", "count": 6,
                             "records": recorded_test_set(("original",), records_tag)["original"]["fingerprint"]}}
-    evaluation.write_eval_dir(results / "eval" / name, name, {"subsets": subsets}, 1,
+    eval_folder.write_eval_dir(results / "eval" / name, name, {"subsets": subsets}, 1,
                               {"original": fixture_predictions("original", {})}, TIMING)
 
 
@@ -306,7 +307,7 @@ def test_summary_json_has_the_paper_column_order_and_no_machine_paths(tmp_path):
 
 def test_different_test_images_are_not_compared(tmp_path):
     write_fixture_evals(tmp_path)
-    other = tmp_path / "eval" / "SDC-SN-ELF" / evaluation.predictions_file("original")
+    other = tmp_path / "eval" / "SDC-SN-ELF" / eval_folder.predictions_file("original")
     other.write_text(other.read_text().replace("Sc_1", "Sc_2"))
     builder = tables.Builder(tables.load_evaluations(tmp_path / "eval"),
                              tables.load_paper_values(FIXTURES / "paper_values.csv"))
@@ -347,7 +348,7 @@ def test_paper_values_file_holds_the_papers_336_values():
     values = {key: v.value for key, v in paper.values.items()}
     assert len(values) == 336
     assert all(v.source.startswith("Fu et al. 2019") for v in paper.values.values())
-    assert paper.rows["2"] == list(tables.VARIANTS)
+    assert paper.rows["2"] == list(VARIANTS)
     assert paper.rows["3"] == ["GLCM+SVM", "GLCM+NNC", "GLCM+MLR", "AELTP+SVM", "AELTP+NNC", "AELTP+MLR",
                                "AECLBP+SVM", "AECLBP+NNC", "AECLBP+MLR", "ETE", "DeCAF+MLR", "SDC-SN-ELF-MRF"]
     assert paper.rows["4"] == ["ETE", "DeCAF+MLR", "SDC-SN-ELF-MRF"]

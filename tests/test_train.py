@@ -17,6 +17,7 @@ from caffe.proto import caffe_pb2
 import train as train_tool
 from sdc import caffe_log, lock, training
 from sdc.errors import UserError
+from sdc.variants import VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, str(REPO / "tools" / "train.py")]
@@ -278,7 +279,7 @@ def test_smoke_and_paper_schedules_of_the_committed_solvers(tmp_path, caffe):
     write_count_only_lmdb(tmp_path / "train_lmdb", 1440)
     write_count_only_lmdb(tmp_path / "test_original_lmdb", 360)
     schedule = lambda s: (s.max_iter, s.iter_size, s.stepsize, s.snapshot, s.test_interval, list(s.test_iter))  # noqa: E731
-    for variant in training.VARIANTS:
+    for variant in VARIANTS:
         solver_path = training.default_solver(variant)
         paper, net = training.prepare(solver_path, variant, "paper", tmp_path)
         assert schedule(paper) == (2400, 10, 800, 200, 100, [20])
@@ -319,7 +320,7 @@ def test_smoke_profile_writes_its_own_base_lr_and_paper_keeps_the_solver(tmp_pat
     write_count_only_lmdb(lmdb_dir / "train_lmdb", 1440)
     write_count_only_lmdb(lmdb_dir / "test_original_lmdb", 360)
     assert training.PROFILES["smoke"].base_lr == 1e-4 and training.PROFILES["paper"].base_lr is None
-    for variant in training.VARIANTS:
+    for variant in VARIANTS:
         committed = training.read_proto(training.default_solver(variant), caffe_pb2.SolverParameter())
         for profile, expected in (("smoke", 1e-4), ("paper", committed.base_lr)):
             solver, net = training.prepare(training.default_solver(variant), variant, profile, lmdb_dir)
@@ -420,7 +421,7 @@ def test_a_folder_with_foreign_snapshots_is_not_trained_over(tmp_path, caffe):
         training.check_same_run(run, solver, net)
 
 
-@pytest.mark.parametrize("variant", training.VARIANTS)
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_example_scripts_call_caffe_train_with_the_committed_solver(variant):
     script = REPO / "tools" / "examples" / f"train_{variant}.sh"
     text = script.read_text()

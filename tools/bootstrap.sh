@@ -39,7 +39,7 @@ bootstrap() {
   fi
   require_supported_python "$venv/bin/python" || return 1
   install_requirements "$venv/bin/python" "$SDC_REPO/requirements.txt" || return 1
-  CAFFE_PREFIX=$("$SDC_REPO/tools/install_caffe.sh" --venv "$venv" "$@" | tail -1) || return 1
+  CAFFE_PREFIX=$("$SDC_REPO/tools/caffe/install_caffe.sh" --venv "$venv" "$@" | tail -1) || return 1
   SDC_PY=$venv/bin/python
   export SDC_REPO SDC_PY CAFFE_PREFIX
 }

@@ -26,19 +26,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sdc import degrade, lmdb_io, lock, neu, provenance, split
+from sdc import cli, degrade, hashing, lmdb_io, lock, neu, paths, provenance, split
 from sdc.errors import UserError, run_main
 
 TARGETS = ("train",) + degrade.TEST_SUBSETS
-AUGMENTED = "train_aug8"
 DIHEDRAL = tuple(f"rot{90 * k}{flip}" for flip in ("", "_flip") for k in range(4))
 AUGMENT_SEED = 42
 IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
 FORMAT_VERSION = 1  # bump when the records change for the same inputs
-
-
-def lmdb_name(target):
-    return f"{target}_lmdb" if target in ("train", AUGMENTED) else lmdb_io.test_name(target)
 
 
 def dihedral(image, transform):
@@ -102,7 +97,7 @@ def external_entries(root, per_class):
 def fingerprint(entries):
     digest = hashlib.sha256(f"format {FORMAT_VERSION} side {neu.NETWORK_SIDE}\n".encode())
     for rel, path, label in entries:
-        digest.update(f"{rel} {label} {neu.sha256_file(path)}\n".encode())
+        digest.update(f"{rel} {label} {hashing.sha256_file(path)}\n".encode())
     return digest.hexdigest()
 
 
@@ -110,13 +105,13 @@ def collect(args):
     """{target: [(relative path, file, label)]} of the LMDBs to build."""
     external = degrade.parse_subset_options(args.external, "--external", "DIR")
     targets = args.only or TARGETS
-    needs_neu = any(t in ("train", AUGMENTED, "original") and t not in external for t in targets)
+    needs_neu = any(t in ("train", lmdb_io.AUGMENTED, "original") and t not in external for t in targets)
     files = neu.verified_files(neu.locate(args.neu_dir)) if needs_neu else {}
     plan = {}
     for target in targets:
         if target in external:
             plan[target] = external_entries(external[target], args.per_class)
-        elif target == AUGMENTED:
+        elif target == lmdb_io.AUGMENTED:
             plan[target] = augmented_entries(neu_entries(Path(args.splits) / "train.txt", files, args.per_class))
         elif target in ("train", "original"):
             list_name = "train.txt" if target == "train" else "test.txt"
@@ -139,7 +134,7 @@ def build_all(args, plan):
     times = {}
     with multiprocessing.Pool(args.jobs) as pool:
         for target, entries in plan.items():
-            dest = args.out / lmdb_name(target)
+            dest = args.out / lmdb_io.lmdb_name(target)
             labels = [label for _, _, label in entries]
             start = time.time()
             if args.check:
@@ -155,7 +150,7 @@ def build_all(args, plan):
     if times:
         # One record per folder, which run_all.sh fills in two calls (the 8 LMDBs, then train_aug8).
         earlier = provenance.read(args.out)
-        seeds = {**earlier.get("seeds", {}), **({"train_aug8_order": AUGMENT_SEED} if AUGMENTED in plan else {})}
+        seeds = {**earlier.get("seeds", {}), **({"train_aug8_order": AUGMENT_SEED} if lmdb_io.AUGMENTED in plan else {})}
         provenance.write(args.out, wall_times={**earlier.get("wall_times_s", {}), **times}, seeds=seeds,
                          command="tools/build_lmdb.py",
                          inputs={**earlier.get("inputs", {}), **{t: len(e) for t, e in plan.items()}},
@@ -165,11 +160,11 @@ def build_all(args, plan):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--neu-dir", help=f"NEU-CLS root (default: ${neu.ENV_VAR}, else datasets/NEU-CLS)")
-    parser.add_argument("--splits", default=split.DEFAULT_DIR, help="folder of train.txt/test.txt (default: %(default)s)")
-    parser.add_argument("--enhanced", default=neu.ENHANCED_DIR, help="make_enhanced.py output (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=neu.LMDB_DIR, help="default: %(default)s")
-    parser.add_argument("--only", nargs="+", choices=TARGETS + (AUGMENTED,),
+    cli.add_neu_dir(parser)
+    parser.add_argument("--splits", default=paths.SPLITS_DIR, help="folder of train.txt/test.txt (default: %(default)s)")
+    parser.add_argument("--enhanced", default=paths.ENHANCED_DIR, help="make_enhanced.py output (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=paths.LMDB_DIR, help="default: %(default)s")
+    parser.add_argument("--only", nargs="+", choices=TARGETS + (lmdb_io.AUGMENTED,),
                         help=f"build only these (default: the 8 of {', '.join(TARGETS)})")
     parser.add_argument("--external", action="append", default=[], metavar="SUBSET=DIR",
                         help="take test subset SUBSET from the images under DIR (repeatable)")

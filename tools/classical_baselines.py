@@ -35,33 +35,33 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from sdc import baseline_rows, classical, features, neu, protocols, texture
+from sdc import baseline_rows, classical, cli, features, paths, protocols, texture, timing
 from sdc.errors import UserError, run_main
 
-DEFAULT_WORK_DIR = neu.WORK_DIR / "features"
+DEFAULT_WORK_DIR = paths.WORK_DIR / "features"
 
 
-def run_row(args, protocol, feature, classifier, sets, paths, latency_image):
+def run_row(args, protocol, feature, classifier, sets, lmdbs, latency_image):
     name = protocols.row_name(feature, classifier, protocol)
     out = args.out / name
     params = protocol.feature_params(feature)
-    inputs = {"protocol": protocol.describe(), **baseline_rows.sources(sets, paths),
+    inputs = {"protocol": protocol.describe(), **baseline_rows.sources(sets, lmdbs),
               "feature": texture.describe(feature, params),
               "classifier": {"name": classifier, "search": classical.grid_description(classifier, protocol.standardise),
                              "seed": args.seed}}
     if not args.force and baseline_rows.is_current(out, inputs):
         print(f"{out}: up to date ({name})")
         return
-    latency = lambda fitted: baseline_rows.median_ms(  # noqa: E731
-        lambda: fitted.predict(texture.extract(feature, latency_image, params)[None]))
+    latency = lambda fitted: timing.median_ms(  # noqa: E731
+        lambda: fitted.predict(texture.extract(feature, latency_image, params)[None]), baseline_rows.LATENCY_REPEATS)
     baseline_rows.evaluate(out, name, classifier, sets, inputs, latency, "tools/classical_baselines.py",
                            histogram=feature in texture.HISTOGRAM_FEATURES, seed=args.seed, workers=args.workers,
                            standardise=protocol.standardise)
 
 
-def run_protocol(args, protocol, sources, paths):
+def run_protocol(args, protocol, sources, lmdbs):
     """The rows of one protocol: each feature's features of every source (cached or extracted), then
-    each classifier (``paths``: the LMDBs whose records name the sources' images)."""
+    each classifier (``lmdbs``: the LMDBs whose records name the sources' images)."""
     latency_image = next(iter(sources["original"].read()))[2]
     for feature in (f for f in args.features if f in protocol.features):
         with tqdm(desc=f"{feature} features ({protocol.name})", unit="image") as bar:
@@ -73,21 +73,19 @@ def run_protocol(args, protocol, sources, paths):
                      else f"{record['extraction_s']:.1f} s, {record['extraction_cpu_s']:.1f} CPU s")
             print(f"{feature:6s} {label:9s} {len(feature_set.keys):5d} images ({state})")
         for classifier in args.classifiers:
-            run_row(args, protocol, feature, classifier, sets, paths, latency_image)
+            run_row(args, protocol, feature, classifier, sets, lmdbs, latency_image)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True,
                         help="folder of the evaluation folders, e.g. results/smoke/eval")
-    parser.add_argument("--train-lmdb", type=Path, default=neu.LMDB_DIR / "train_lmdb", help="default: %(default)s")
-    parser.add_argument("--lmdb-dir", type=Path, default=neu.LMDB_DIR,
-                        help="folder of the test_<subset>_lmdb (default: %(default)s)")
+    parser.add_argument("--train-lmdb", type=Path, default=paths.LMDB_DIR / "train_lmdb", help="default: %(default)s")
+    cli.add_lmdb_dir(parser)
     parser.add_argument("--protocols", nargs="+", choices=tuple(protocols.PROTOCOLS), default=[protocols.DEFAULT],
                         help="default: %(default)s")
-    parser.add_argument("--neu-dir", help=f"NEU-CLS root, for protocols with native training images "
-                        f"(default: ${neu.ENV_VAR}, else datasets/NEU-CLS)")
-    parser.add_argument("--enhanced-200", type=Path, default=neu.WORK_DIR / "enhanced-200",
+    cli.add_neu_dir(parser, ", for protocols with native training images")
+    parser.add_argument("--enhanced-200", type=Path, default=paths.WORK_DIR / "enhanced-200",
                         help="the enhanced set made at 200x200 (tools/make_enhanced.py --size 200), for the "
                              "native-200 protocol (default: %(default)s)")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="feature cache (default: %(default)s)")
@@ -100,14 +98,14 @@ def main():
     args = parser.parse_args()
     if args.workers < 1:
         raise UserError(f"--workers {args.workers}: give a positive number, e.g. 2")
-    paths = baseline_rows.lmdb_paths(args.train_lmdb, args.lmdb_dir)
+    lmdbs = baseline_rows.lmdb_paths(args.train_lmdb, args.lmdb_dir)
     # every protocol's inputs are checked before any work
-    plans = [(protocols.PROTOCOLS[name], protocols.image_sources(protocols.PROTOCOLS[name], paths, args.neu_dir,
+    plans = [(protocols.PROTOCOLS[name], protocols.image_sources(protocols.PROTOCOLS[name], lmdbs, args.neu_dir,
                                                                  args.enhanced_200))
              for name in dict.fromkeys(args.protocols)]
     with threadpool_limits(1):  # parallel processes instead; BLAS threads only spin on a busy machine
         for protocol, sources in plans:
-            run_protocol(args, protocol, sources, paths)
+            run_protocol(args, protocol, sources, lmdbs)
     return 0
 
 

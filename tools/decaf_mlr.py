@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sdc import baseline_rows, classical, decaf, evaluation, lmdb_io, neu, weights
+from sdc import baseline_rows, classical, cli, decaf, eval_folder, hashing, inference, lmdb_io, paths, timing, weights
 from sdc.errors import UserError, run_main
 
 NAME = "DeCAF+MLR"
@@ -34,7 +34,7 @@ def caffenet_weights(path, offline):
                             "(sha1 in pretrained/readme.md) or omit --weights")
         return path
     try:
-        return weights.fetch(weights.read_manifest()[decaf.WEIGHTS_ID], weights.WEIGHTS_DIR, offline=offline)
+        return weights.fetch(weights.read_manifest()[decaf.WEIGHTS_ID], paths.WEIGHTS_DIR, offline=offline)
     except UserError as e:
         print(f"{NAME}: {e}")
         return None
@@ -42,9 +42,9 @@ def caffenet_weights(path, offline):
 
 def latency(deploy, model, record, gpu):
     """ms(fitted) to classify one (key, image, label) record: DeCAF6 at batch 1, then ``fitted``."""
-    net = evaluation.open_net(deploy, model, 1, gpu)
-    return lambda fitted: baseline_rows.median_ms(
-        lambda: fitted.predict(decaf.forward(net, [record], "latency image", [], [])))
+    net = inference.open_net(deploy, model, 1, gpu)
+    return lambda fitted: timing.median_ms(
+        lambda: fitted.predict(decaf.forward(net, [record], "latency image", [], [])), baseline_rows.LATENCY_REPEATS)
 
 
 def main():
@@ -53,32 +53,31 @@ def main():
     parser.add_argument("--weights", type=Path, help="bvlc_reference_caffenet.caffemodel (default: fetched)")
     parser.add_argument("--offline", action="store_true", help="never download the weights")
     parser.add_argument("--deploy", type=Path, default=decaf.DEPLOY, help="default: %(default)s")
-    parser.add_argument("--train-lmdb", type=Path, default=neu.LMDB_DIR / "train_lmdb", help="default: %(default)s")
-    parser.add_argument("--lmdb-dir", type=Path, default=neu.LMDB_DIR,
-                        help="folder of the test_<subset>_lmdb (default: %(default)s)")
+    parser.add_argument("--train-lmdb", type=Path, default=paths.LMDB_DIR / "train_lmdb", help="default: %(default)s")
+    cli.add_lmdb_dir(parser)
     parser.add_argument("--batch", type=int, default=decaf.BATCH, help="default: %(default)s")
     parser.add_argument("--seed", type=int, default=0, help="cross-validation folds (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="cross-validation processes (default: %(default)s)")
-    parser.add_argument("--gpu", type=int, help="GPU id (default: CPU)")
+    cli.add_gpu(parser)
     args = parser.parse_args()
     if args.gpu is not None:
         from sdc import gpu
         gpu.require(args.gpu)
-    paths = baseline_rows.lmdb_paths(args.train_lmdb, args.lmdb_dir)
-    total = sum(lmdb_io.require_info(path)["count"] for path in paths.values())
+    lmdbs = baseline_rows.lmdb_paths(args.train_lmdb, args.lmdb_dir)
+    total = sum(lmdb_io.require_info(path)["count"] for path in lmdbs.values())
     model = caffenet_weights(args.weights, args.offline)
     if model is None:
-        evaluation.write_not_run(args.out, NAME, NOT_AVAILABLE)
-        print(f"{NAME}: not run; {args.out / evaluation.NOT_RUN_FILE} says why")
+        eval_folder.write_not_run(args.out, NAME, NOT_AVAILABLE)
+        print(f"{NAME}: not run; {args.out / eval_folder.NOT_RUN_FILE} says why")
         return 0
-    net = evaluation.open_net(args.deploy, model, args.batch, args.gpu)
+    net = inference.open_net(args.deploy, model, args.batch, args.gpu)
     with tqdm(total=total, desc=f"{NAME} features", unit="image") as bar:
-        sets = {label: decaf.extract(net, path, bar) for label, path in paths.items()}
-    inputs = {**baseline_rows.sources(sets, paths), "model": str(model), "model_sha1": weights.sha1_of(model),
+        sets = {label: decaf.extract(net, path, bar) for label, path in lmdbs.items()}
+    inputs = {**baseline_rows.sources(sets, lmdbs), "model": str(model), "model_sha1": hashing.sha1_file(model),
               "feature": {"name": "DeCAF6", "net": str(args.deploy), "blob": decaf.FEATURE_BLOB,
                           "dimension": sets[baseline_rows.TRAIN].features.shape[1]},
               "classifier": {"name": CLASSIFIER, "search": classical.grid_description(CLASSIFIER), "seed": args.seed}}
-    record = baseline_rows.latency_record(paths)
+    record = next(lmdb_io.LmdbSource(lmdbs["original"]).read(0, 1))   # the image the latency is timed on
     baseline_rows.evaluate(args.out, NAME, CLASSIFIER, sets, inputs, latency(args.deploy, model, record, args.gpu),
                            "tools/decaf_mlr.py", seed=args.seed, workers=args.workers,
                            extra_bytes=model.stat().st_size)

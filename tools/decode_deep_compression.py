@@ -8,20 +8,20 @@ every pretrained file (see tools/fetch_pretrained.py).
 import argparse
 from pathlib import Path
 
-from sdc import deep_compression, weights
+from sdc import deep_compression, hashing, paths, weights
 from sdc.errors import run_main
 
-DEPLOY = Path(__file__).resolve().parents[1] / "prototxt" / "squeezenet_v1.0_deploy.prototxt"
+DEPLOY = paths.deploy_prototxt("squeezenet_v1.0")
 
 
-def decode_stand_in(dest=weights.WEIGHTS_DIR, from_dir=None, offline=False):
+def decode_stand_in(dest=paths.WEIGHTS_DIR, from_dir=None, offline=False):
     """Fetch the verified .net into ``dest``, decode it there; returns the caffemodel's path."""
     dest = Path(dest)
     source = weights.fetch(weights.read_manifest()["compressed_SqueezeNet"], dest, from_dir, offline)
     decoded = deep_compression.decode(source.read_bytes(), source=str(source))
     out = deep_compression.write_caffemodel(decoded, DEPLOY, dest / weights.DECODED_IMAGENET)
     print(f"decoded {source}: {decoded.bytes_consumed:,} bytes, {decoded.n_params:,} parameters, "
-          f"{decoded.stored_nonzero:,} non-zero stored weights -> {out} (sha1 {weights.sha1_of(out)})")
+          f"{decoded.stored_nonzero:,} non-zero stored weights -> {out} (sha1 {hashing.sha1_file(out)})")
     return out
 
 
@@ -30,7 +30,7 @@ def main():
     parser.add_argument("--from", dest="from_dir", metavar="DIR",
                         help=f"local directory holding compressed_SqueezeNet.net (default: ${weights.ENV_DIR})")
     parser.add_argument("--offline", action="store_true", help="never download")
-    parser.add_argument("--dest", type=Path, default=weights.WEIGHTS_DIR, metavar="DIR",
+    parser.add_argument("--dest", type=Path, default=paths.WEIGHTS_DIR, metavar="DIR",
                         help="where the verified .net is kept and the caffemodel "
                              f"{weights.DECODED_IMAGENET} is written (default: pretrained/weights)")
     args = parser.parse_args()

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sdc import degrade, evaluation, lmdb_io, lock, neu, provenance, weights
+from sdc import cli, degrade, eval_folder, hashing, inference, list_source, lmdb_io, lock, provenance
 from sdc.errors import UserError, run_main
 
 
@@ -37,18 +37,18 @@ def plan_inputs(args):
     plan = {}
     for subset in args.subsets or degrade.TEST_SUBSETS:
         if subset in lists:
-            source = evaluation.ListSource(lists[subset], args.image_root)
-            plan[subset] = (source, neu.sha256_file(source.path), source.count())
+            source = list_source.ListSource(lists[subset], args.image_root)
+            plan[subset] = (source, hashing.sha256_file(source.path), source.count())
             continue
         path = args.lmdb_dir / lmdb_io.test_name(subset)
         info = lmdb_io.require_info(path, f"run tools/build_lmdb.py (or pass --lmdb-dir, or --list {subset}=LIST)")
-        plan[subset] = (evaluation.LmdbSource(path), info.get("fingerprint"), info.get("count"))
+        plan[subset] = (lmdb_io.LmdbSource(path), info.get("fingerprint"), info.get("count"))
     return plan
 
 
 def evaluate(args, plan, inputs):
     """Evaluate unless args.out already holds the evaluation of ``inputs``; 0."""
-    previous = args.out / evaluation.ACCURACY_FILE
+    previous = args.out / eval_folder.ACCURACY_FILE
     if not args.force and previous.is_file() and json.loads(previous.read_text()).get("inputs") == inputs:
         print(f"{args.out}: up to date ({args.name})")
         return 0
@@ -56,7 +56,7 @@ def evaluate(args, plan, inputs):
     sources = {subset: source for subset, (source, _, _) in plan.items()}
     start = time.perf_counter()
     with tqdm(total=sum(n for _, _, n in plan.values()), desc=args.name, unit="image") as bar:
-        results = evaluation.predict_sources(args.deploy, args.model, sources, args.batch, args.workers, args.gpu, bar)
+        results = inference.predict_sources(args.deploy, args.model, sources, args.batch, args.workers, args.gpu, bar)
     wall = time.perf_counter() - start
     n_images = sum(len(p) for p in results.values())
     timing = {"device": provenance.device_description(args.gpu), "batch": args.batch,
@@ -64,12 +64,12 @@ def evaluate(args, plan, inputs):
               "wall_s": round(wall, 2), "ms_per_image": 1000 * wall / n_images}
     if args.latency_repeats > 0:
         first_image = next(iter(next(iter(sources.values())).read(0, 1)))[1]
-        timing["latency_ms_batch1"] = evaluation.latency_ms(args.deploy, args.model, first_image,
+        timing["latency_ms_batch1"] = inference.latency_ms(args.deploy, args.model, first_image,
                                                             args.latency_repeats, args.gpu)
         timing["latency_repeats"] = args.latency_repeats
-    accuracy = evaluation.write_eval_dir(args.out, args.name, inputs, args.model.stat().st_size, results, timing,
+    accuracy = eval_folder.write_eval_dir(args.out, args.name, inputs, args.model.stat().st_size, results, timing,
                                          args.gpu)
-    evaluation.print_accuracy(args.name, accuracy)
+    eval_folder.print_accuracy(args.name, accuracy)
     print(f"{n_images} images in {wall:.1f} s ({timing['ms_per_image']:.1f} ms/image, batch {args.batch}, "
           f"{timing['workers']} worker(s), {timing['device']}); results in {args.out}")
     return 0
@@ -81,20 +81,20 @@ def main():
     parser.add_argument("--deploy", type=Path, required=True, help="its prototxt/<variant>_deploy.prototxt")
     parser.add_argument("--name", required=True, help="row name in the tables, e.g. SDC-SN or released/SDC-SN")
     parser.add_argument("--out", type=Path, required=True, help="output folder, e.g. results/paper/eval/<name>")
-    parser.add_argument("--lmdb-dir", type=Path, default=neu.LMDB_DIR, help="default: %(default)s")
+    cli.add_lmdb_dir(parser)
     parser.add_argument("--subsets", nargs="+", choices=degrade.TEST_SUBSETS, help="default: all seven")
     parser.add_argument("--list", action="append", default=[], metavar="SUBSET=LIST",
                         help="read SUBSET from a Caffe list file instead of its LMDB (repeatable)")
     parser.add_argument("--image-root", type=Path, help="folder the --list paths are relative to "
                         "(default: each list file's folder)")
-    parser.add_argument("--batch", type=int, default=evaluation.DEFAULT_BATCH, help="default: %(default)s")
+    parser.add_argument("--batch", type=int, default=inference.DEFAULT_BATCH, help="default: %(default)s")
     parser.add_argument("--latency-repeats", type=int, default=20,
                         help="batch-1 forward passes timed for the ms/image latency (0: skip; default %(default)s)")
     parser.add_argument("--workers", type=int, default=os.cpu_count(),
                         help="CPU only: processes with one BLAS thread each (default: the %(default)s cores)")
     parser.add_argument("--train-lmdb", type=Path, help="the LMDB the model was trained on: its record count "
                         "goes into Table 4 (omit for models trained elsewhere)")
-    parser.add_argument("--gpu", type=int, help="GPU id (default: CPU)")
+    cli.add_gpu(parser)
     parser.add_argument("--force", action="store_true", help="evaluate even if --out is up to date")
     args = parser.parse_args()
     if args.batch < 1 or args.workers < 1:
@@ -106,8 +106,8 @@ def main():
         if not path.is_file():
             raise UserError(f"{what} {path} not found: pass an existing file")
     plan = plan_inputs(args)
-    inputs = {"model": str(args.model), "model_sha1": weights.sha1_of(args.model),
-              "deploy": str(args.deploy), "deploy_sha256": neu.sha256_file(args.deploy),
+    inputs = {"model": str(args.model), "model_sha1": hashing.sha1_file(args.model),
+              "deploy": str(args.deploy), "deploy_sha256": hashing.sha256_file(args.deploy),
               "subsets": {s: {"source": str(src), "fingerprint": f, "count": n} for s, (src, f, n) in plan.items()}}
     if args.train_lmdb is not None:
         inputs.update(train_lmdb=str(args.train_lmdb), train_images=lmdb_io.require_info(

@@ -9,7 +9,7 @@ absent released models).
 """
 import argparse
 
-from sdc import weights
+from sdc import paths, weights
 from sdc.errors import UserError, run_main
 
 
@@ -19,7 +19,7 @@ def main():
     parser.add_argument("models", nargs="*", metavar="MODEL", help=f"model ids (default: all): {', '.join(models)}")
     parser.add_argument("--from", dest="from_dir", metavar="DIR",
                         help=f"local directory holding the files (default: ${weights.ENV_DIR})")
-    parser.add_argument("--dest", default=weights.WEIGHTS_DIR, metavar="DIR",
+    parser.add_argument("--dest", default=paths.WEIGHTS_DIR, metavar="DIR",
                         help="where verified files go (default: pretrained/weights)")
     parser.add_argument("--offline", action="store_true", help="never download")
     parser.add_argument("--missing-ok", action="store_true",

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from sdc import atomic, degrade, neu, provenance, split
+from sdc import atomic, cli, degrade, hashing, neu, paths, provenance, split
 from sdc.errors import UserError, run_main
 
 FORMAT_VERSION = 1  # bump when the generator's output changes for the same settings
@@ -60,7 +60,7 @@ def degrade_one_image(job):
 def settings_fingerprint(settings, sources):
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for name, path in sources:
-        digest.update(f"{name} {neu.sha256_file(path)}\n".encode())
+        digest.update(f"{name} {hashing.sha256_file(path)}\n".encode())
     return digest.hexdigest()
 
 
@@ -88,12 +88,9 @@ def write_index(root, rows):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--neu-dir", help=f"NEU-CLS root (default: ${neu.ENV_VAR}, else datasets/NEU-CLS)")
-    parser.add_argument("--test-list", default=split.DEFAULT_DIR / "test.txt", help="default: %(default)s")
-    parser.add_argument("--out", type=Path, default=neu.ENHANCED_DIR, help="default: %(default)s")
-    parser.add_argument("--seed", type=int, default=degrade.DEFAULT_SEED, help="default: %(default)s")
-    parser.add_argument("--size", type=int, default=neu.NETWORK_SIDE,
-                        help="side at which images are degraded: 256 (network input, default) or 200 (native)")
+    cli.add_test_images(parser, size_help="side at which images are degraded: 256 (network input, default) "
+                                          "or 200 (native)")
+    parser.add_argument("--out", type=Path, default=paths.ENHANCED_DIR, help="default: %(default)s")
     parser.add_argument("--padding", choices=degrade.PADDINGS, default="replicate",
                         help="motion-blur border: replicate (default) or zero (MATLAB imfilter's default)")
     parser.add_argument("--per-class", type=int, help="smoke test: only the first N test images per class")

@@ -27,10 +27,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-import lmdb
 import numpy as np
 
-from sdc import evaluation, lmdb_io, neu, plotting, tables
+from sdc import cli, eval_folder, lmdb_io, paths, plotting, tables
 from sdc.errors import UserError, run_main
 
 CLASSES = tables.CLASS_NAMES
@@ -146,7 +145,7 @@ def draw_matrix(ax, matrix, title, class_labels=True):
 
 def confusion_of(found, subset):
     _, labels, preds = found.predictions(subset)
-    return evaluation.confusion_matrix(labels, preds)
+    return eval_folder.confusion_matrix(labels, preds)
 
 
 def confusion_figure(found, profile):
@@ -205,7 +204,7 @@ def choose_examples(found, per_class, rng):
     for label in range(len(CLASSES)):
         wrong, right = [], []
         for subset in tables.TABLE2_COLUMNS:
-            path = found.folder / evaluation.predictions_file(subset)
+            path = found.folder / eval_folder.predictions_file(subset)
             if not path.is_file():
                 continue
             with open(path, newline="") as f:
@@ -220,18 +219,12 @@ def choose_examples(found, per_class, rng):
 
 
 def read_image(lmdb_dir, subset, key):
-    path = Path(lmdb_dir) / lmdb_io.test_name(subset)
-    if not (path / "data.mdb").is_file():
-        raise UserError(f"no LMDB at {path}: the example grid reads the images from the test LMDBs (--lmdb-dir)")
-    env = lmdb.open(str(path), readonly=True, lock=False, subdir=True)
-    try:
-        with env.begin() as txn:
-            value = txn.get(key.encode())
-    finally:
-        env.close()
-    if value is None:
-        raise UserError(f"{path} has no record {key}: the LMDB changed since the evaluation; run it again")
-    return lmdb_io.decode(value)[0][0]
+    source = lmdb_io.LmdbSource(Path(lmdb_dir) / lmdb_io.test_name(subset),
+                                fix="the example grid reads the images from the test LMDBs (--lmdb-dir)")
+    record = source.get(key)
+    if record is None:
+        raise UserError(f"{source} has no record {key}: the LMDB changed since the evaluation; run it again")
+    return record[0][0]
 
 
 def examples_figure(found, lmdb_dir, per_class, seed=0):
@@ -288,9 +281,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="paper", help="default: %(default)s")
     parser.add_argument("--results", type=Path, help="results folder (default: results/<profile>)")
-    parser.add_argument("--lmdb-dir", type=Path, default=neu.LMDB_DIR,
-                        help="the test LMDBs the evaluations read, for the example grid (default: %(default)s)")
-    parser.add_argument("--paper-values", type=Path, default=neu.REPO / "docs" / "paper_values.csv",
+    cli.add_lmdb_dir(parser, "the test LMDBs the evaluations read, for the example grid")
+    parser.add_argument("--paper-values", type=Path, default=paths.PAPER_VALUES,
                         help="default: %(default)s")
     parser.add_argument("--examples-model", default="SDC-SN-ELF-MRF",
                         help="model of the example grid (default: %(default)s; skipped when not evaluated)")
@@ -298,7 +290,7 @@ def main():
     args = parser.parse_args()
     if args.per_class < 1:
         raise UserError("--per-class must be positive")
-    results = args.results or neu.REPO / "results" / args.profile
+    results = args.results or paths.RESULTS_DIR / args.profile
     paper = tables.load_paper_values(args.paper_values)
     evaluations, not_run = run_evaluations(results)
     out = results / "figures"

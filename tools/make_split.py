@@ -7,7 +7,7 @@ a seeded random order: the training order) and test.txt, lines '<class folder>/<
 """
 import argparse
 
-from sdc import neu, split
+from sdc import neu, paths, split
 from sdc.errors import run_main
 
 
@@ -15,7 +15,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--manifest", default=neu.MANIFEST, help="sha256sum manifest (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=split.DEFAULT_SEED, help="default: %(default)s")
-    parser.add_argument("--out-dir", default=split.DEFAULT_DIR, help="default: %(default)s")
+    parser.add_argument("--out-dir", default=paths.SPLITS_DIR, help="default: %(default)s")
     args = parser.parse_args()
     train, test = split.make_split(neu.read_manifest(args.manifest), seed=args.seed)
     split.write_list(f"{args.out_dir}/train.txt", train)

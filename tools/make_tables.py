@@ -15,15 +15,13 @@ run evaluated on), or without it on the test images most evaluation folders shar
 a left-over of an earlier run: it is ignored with a warning.
 """
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
 
-from sdc import atomic, neu, provenance, tables, training_origin
+from sdc import atomic, hashing, paths, provenance, tables, training_origin
 from sdc.errors import UserError, run_main
 
-DEFAULT_PAPER_VALUES = neu.REPO / "docs" / "paper_values.csv"
 
 
 def header(profile, paper_values):
@@ -60,9 +58,9 @@ def main():
     parser.add_argument("--results", type=Path, help="results folder (default: results/<profile>)")
     parser.add_argument("--lmdb-dir", type=Path, help="the test LMDBs this run evaluated on (default: the test "
                         "images most evaluation folders share)")
-    parser.add_argument("--paper-values", type=Path, default=DEFAULT_PAPER_VALUES, help="default: %(default)s")
+    parser.add_argument("--paper-values", type=Path, default=paths.PAPER_VALUES, help="default: %(default)s")
     args = parser.parse_args()
-    results = (args.results or neu.REPO / "results" / args.profile).resolve()
+    results = (args.results or paths.RESULTS_DIR / args.profile).resolve()
     eval_dir = results / "eval"
     if not eval_dir.is_dir():
         raise UserError(f"no evaluations at {eval_dir}: run tools/evaluate.py --out {eval_dir}/<name> first")
@@ -89,7 +87,7 @@ def main():
     record = provenance.collect(
         command="tools/make_tables.py", eval_dir="eval",
         paper_values={"path": provenance.shown(args.paper_values),
-                      "sha256": hashlib.sha256(Path(args.paper_values).read_bytes()).hexdigest()},
+                      "sha256": hashing.sha256_file(args.paper_values)},
         start_weights={name: {"kind": w.kind, "file": w.file, "sha1": w.sha1} for name, w in sorted(weights.items())},
         evaluations={name: evaluation_provenance(e, results) for name, e in sorted(evaluations.items())},
         ignored_stale={found[name].folder.relative_to(results).as_posix(): why for name, why in stale.items()})

@@ -105,6 +105,8 @@ py() {  # a step: the project's Python, without the results lock's descriptor
   return "$status"
 }
 cd "$repo"
+variant_list=$(py -c "from sdc.variants import VARIANTS; print(*VARIANTS)")
+read -ra variants <<< "$variant_list"
 gpu_args=(); [ -z "$gpu" ] || gpu_args=(--gpu "$gpu")
 if [ -n "$gpu" ]; then
   gpu_check "$SDC_PY" require
@@ -118,7 +120,7 @@ py tools/verify_neu.py
 
 stage "weights: ImageNet SqueezeNet v1.0 init and the authors' released models"
 # A weight file found nowhere is left out; one with a wrong sha1 stops the run (fetch_pretrained.py).
-py tools/fetch_pretrained.py --missing-ok squeezenet_v1.0 SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF
+py tools/fetch_pretrained.py --missing-ok squeezenet_v1.0 "${variants[@]}"
 if [ ! -f pretrained/weights/squeezenet_v1.0.caffemodel ]; then
   echo "run_all: the original squeezenet_v1.0.caffemodel is absent: fine-tuning starts from the Deep-Compression" \
     "stand-in decoded from compressed_SqueezeNet.net instead (docs/networks.md); each run's provenance.json names it"
@@ -127,7 +129,7 @@ fi
 imagenet=$(py -c "from sdc import weights; print(weights.imagenet_weights())")
 echo "ImageNet init: $imagenet"
 released=()
-for model in SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF; do
+for model in "${variants[@]}"; do
   if [ -f "pretrained/weights/$model.caffemodel" ]; then released+=("$model")
   else echo "released $model unavailable: its rows will say so"; fi
 done
@@ -157,8 +159,8 @@ fi
 # A run is named for its folder: <variant>, or <variant>_sgd for the SGD solvers (solvers/<variant>_sgd_solver.prototxt).
 # The paper's Adam at base_lr 0.01 collapses to one class within a few 180-image updates (docs/training.md),
 # so the paper profile also trains each variant with SGD and the paper's other values, rows labelled so.
-trained=(SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF ETE)
-[ "$profile" != paper ] || trained+=(SDC-SN_sgd SDC-SN-ELF_sgd SDC-SN-ELF-MRF_sgd)
+trained=("${variants[@]}" ETE)
+[ "$profile" != paper ] || trained+=("${variants[@]/%/_sgd}")
 variant_of() { echo "${1%_sgd}"; }
 row_of() { case $1 in *_sgd) echo "${1%_sgd} (SGD instead of Adam)" ;; *) echo "$1" ;; esac; }
 train_lmdb() { if [ "$1" = ETE ]; then echo "$data_dir/lmdb/train_aug8_lmdb"; else echo "$data_dir/lmdb/train_lmdb"; fi; }
@@ -198,14 +200,14 @@ py tools/decaf_mlr.py --out "$results/eval/DeCAF+MLR" --train-lmdb "$data_dir/lm
 
 stage "robustness curves (beyond the paper): accuracy vs SNR, alpha, blur length"
 curve_models=()
-for variant in SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF; do
+for variant in "${variants[@]}"; do
   curve_models+=(--model "$variant" "$runs/$variant/final.caffemodel" "prototxt/${variant}_deploy.prototxt")
 done
 for model in "${released[@]}"; do
   curve_models+=(--model "released/$model" "pretrained/weights/$model.caffemodel" "prototxt/${model}_deploy.prototxt")
 done
 curve_per_class=${per_class:-$([ "$profile" = smoke ] && echo 5 || true)}
-py tools/robustness_curves.py "${curve_models[@]}" --out "$results/robustness" --lmdb-dir "$data_dir/lmdb" \
+py tools/extra/robustness_curves.py "${curve_models[@]}" --out "$results/robustness" --lmdb-dir "$data_dir/lmdb" \
   ${curve_per_class:+--per-class "$curve_per_class"} "${gpu_args[@]}"
 
 stage "tables and figures"

@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from sdc import provenance
+from sdc import cli, provenance
 from sdc.errors import UserError, run_main
 
 
@@ -57,7 +57,7 @@ def main():
     parser.add_argument("--out", type=Path, required=True, help="the run's results folder")
     parser.add_argument("--stages", type=Path, required=True, help="run_all.sh's stage record")
     parser.add_argument("--command", required=True, help="the run_all.sh command line")
-    parser.add_argument("--gpu", type=int, help="the GPU the run used")
+    cli.add_gpu(parser, "the GPU the run used")
     parser.add_argument("--from", dest="folders", type=Path, nargs="+", default=[],
                         help="folders whose provenance.json seeds are gathered")
     args = parser.parse_args()

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from sdc import atomic, caffe_env, caffe_log, gpu, lmdb_io, lock, neu, provenance, training, weights
+from sdc import atomic, caffe_env, caffe_log, cli, gpu, hashing, lmdb_io, lock, paths, provenance, training, weights
 from sdc.errors import UserError, run_main
 
 INTERRUPTED = 130  # exit status of a run stopped by Ctrl-C, as a shell reports SIGINT
@@ -60,8 +60,7 @@ def parse_args(argv=None):
     parser.add_argument("--weights", type=Path,
                         help="ImageNet initialisation (default: pretrained/weights/squeezenet_v1.0.caffemodel, "
                              "else squeezenet_v1.0_dc.caffemodel)")
-    parser.add_argument("--lmdb-dir", type=Path, default=neu.LMDB_DIR,
-                        help="folder of train_lmdb and test_original_lmdb (default: datasets/work/lmdb)")
+    cli.add_lmdb_dir(parser, "folder of train_lmdb and test_original_lmdb")
     parser.add_argument("--max-iter", type=positive_int, help="override the profile's max_iter "
                         "(lr steps, snapshots and test passes are rescaled with it)")
     parser.add_argument("--iter-size", type=positive_int, help="override the profile's iter_size")
@@ -82,7 +81,7 @@ def parse_args(argv=None):
                              "10 and 10)")
     parser.add_argument("--keep-snapshots", type=positive_int, metavar="K",
                         help="keep only the newest K snapshots (default: all)")
-    parser.add_argument("--gpu", type=int, metavar="N", help="train on GPU N (needs a CUDA build of Caffe)")
+    cli.add_gpu(parser, "train on GPU N (needs a CUDA build of Caffe)")
     return parser.parse_args(argv)
 
 
@@ -195,9 +194,9 @@ def write_provenance(run_dir, args, solver, net, init, sessions, label, schedule
                     "caffe_train_last_session": sessions[-1]["wall_s"]},
         variant=args.variant, profile=args.profile, schedule_label=label, batching=args.batching,
         solver_source=str(args.solver or training.default_solver(args.variant)),
-        solver_sha256=neu.sha256_file(run_dir / training.SOLVER_FILE),
-        train_val_sha256=neu.sha256_file(run_dir / training.NET_FILE),
-        weights={"path": str(init), "sha1": weights.sha1_of(init)} if init else "none: trained from scratch",
+        solver_sha256=hashing.sha256_file(run_dir / training.SOLVER_FILE),
+        train_val_sha256=hashing.sha256_file(run_dir / training.NET_FILE),
+        weights={"path": str(init), "sha1": hashing.sha1_file(init)} if init else "none: trained from scratch",
         lmdbs=lmdb_record(net), schedule={"base_lr": float(f"{solver.base_lr:.7g}"),  # float32 in the proto
                                           "max_iter": schedule_max_iter, "stop_after": args.stop_after,
                                           "iter_size": solver.iter_size,
@@ -231,7 +230,7 @@ def main(argv=None):
     batching = training.adjust(solver, net, args.batching, args.snapshot_interval, args.test_interval,
                                args.stop_after, args.display)
     label = schedule_label(args, [solver_note(solver, args.variant), batching])
-    run_dir = (args.run_dir or training.REPO / "runs" / args.profile / args.variant).resolve()
+    run_dir = (args.run_dir or paths.RUNS_DIR / args.profile / args.variant).resolve()
     weights_arg = weights.caffe_weights_arg(init, run_dir) if init else None
     with lock.held(run_dir, "run folder"):
         return train_in(run_dir, args, solver_path, solver, net, init, weights_arg, label, schedule_max_iter)

@@ -7,13 +7,13 @@ by name. Prints one line per problem (missing class or file, extra file, bad che
 import argparse
 from collections import Counter
 
-from sdc import neu
+from sdc import cli, neu
 from sdc.errors import UserError, run_main
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--neu-dir", help=f"NEU-CLS root (default: ${neu.ENV_VAR}, else datasets/NEU-CLS)")
+    cli.add_neu_dir(parser)
     parser.add_argument("--manifest", default=neu.MANIFEST, help="sha256sum manifest (default: %(default)s)")
     args = parser.parse_args()
     root = neu.locate(args.neu_dir)

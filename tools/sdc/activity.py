@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import evaluation
+from . import inference
 from .caffe_env import caffe_pb2
 
 
@@ -35,13 +35,13 @@ def relu_layers(net):
 
 def relu_activity(net, images):
     """ReluActivity of every ReLU layer of ``net`` over ``images`` ((key, uint8 image, label) items)."""
-    data = net.blobs[evaluation.INPUT_BLOB].data
+    data = net.blobs[inference.INPUT_BLOB].data
     layers = relu_layers(net)
     zeros = {name: 0 for name, _ in layers}
     totals = {name: 0 for name, _ in layers}
     alive = {name: np.zeros(net.blobs[top].data.shape[1], bool) for name, top in layers}
-    for chunk in evaluation.batches(images, data.shape[0]):
-        evaluation.load_batch(data, chunk, "test images", [], [])
+    for chunk in inference.batches(images, data.shape[0]):
+        inference.load_batch(data, chunk, "test images", [], [])
         net.forward()
         for name, top in layers:
             out = net.blobs[top].data[:len(chunk)]

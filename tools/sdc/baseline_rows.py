@@ -5,16 +5,11 @@ import json
 import time
 from pathlib import Path
 
-from . import classical, degrade, evaluation, lmdb_io, provenance
+from . import classical, degrade, eval_folder, lmdb_io, provenance
 
 TRAIN = "train"
 LATENCY_REPEATS = 20
 EXTRACTION_KEYS = ("images", "extraction_s", "extraction_cpu_s", "workers", "cached")
-
-
-def median_ms(function):
-    """evaluation.median_ms over LATENCY_REPEATS calls."""
-    return evaluation.median_ms(function, LATENCY_REPEATS)
 
 
 def lmdb_paths(train_lmdb, lmdb_dir):
@@ -23,11 +18,6 @@ def lmdb_paths(train_lmdb, lmdb_dir):
     for path in paths.values():
         lmdb_io.require_info(path)
     return paths
-
-
-def latency_record(paths):
-    """The first (key, image, label) record of the original test LMDB: what the latency is timed on."""
-    return next(iter(evaluation.LmdbSource(paths["original"]).read(0, 1)))
 
 
 def source_record(feature_set, lmdb_path):
@@ -47,7 +37,7 @@ def sources(sets, paths):
 
 def is_current(out, inputs):
     """Does ``out`` hold an evaluation of exactly these inputs (the chosen hyper-parameters aside)?"""
-    previous = out / evaluation.ACCURACY_FILE
+    previous = out / eval_folder.ACCURACY_FILE
     if not previous.is_file():
         return False
     recorded = json.loads(previous.read_text()).get("inputs", {})
@@ -64,7 +54,7 @@ def evaluate(out, name, classifier, sets, inputs, latency, command, histogram=Fa
     start = time.perf_counter()
     fitted = classical.fit(classifier, train.features, train.labels, histogram, seed, workers, standardise)
     fit_s = time.perf_counter() - start
-    results = {s: evaluation.Predictions(sets[s].keys, sets[s].labels, fitted.probabilities(sets[s].features))
+    results = {s: eval_folder.Predictions(sets[s].keys, sets[s].labels, fitted.probabilities(sets[s].features))
                for s in degrade.TEST_SUBSETS}
     predict_s = time.perf_counter() - start - fit_s
     timing = {"device": provenance.device_description(), "wall_s": round(fit_s + predict_s, 2),
@@ -74,10 +64,10 @@ def evaluate(out, name, classifier, sets, inputs, latency, command, histogram=Fa
                                      for label, s in sets.items()},
               "latency_ms_batch1": latency(fitted), "latency_repeats": LATENCY_REPEATS}
     inputs = {**inputs, "chosen": fitted.chosen}
-    accuracy = evaluation.write_eval_dir(out, name, inputs, fitted.size_bytes() + extra_bytes, results, timing,
+    accuracy = eval_folder.write_eval_dir(out, name, inputs, fitted.size_bytes() + extra_bytes, results, timing,
                                          command=command, seeds={"cv_folds": seed},
                                          wall_times={"fit": timing["fit_s"], "predict": timing["predict_s"]})
-    evaluation.print_accuracy(name, accuracy)
+    eval_folder.print_accuracy(name, accuracy)
     print(f"{name}: fit {fit_s:.1f} s (chosen {fitted.chosen}), predict {predict_s:.1f} s, "
           f"latency {timing['latency_ms_batch1']:.1f} ms/image; results in {out}")
     return accuracy

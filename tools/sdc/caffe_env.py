@@ -2,7 +2,7 @@
 
 install_caffe.sh links pycaffe into the venv with a .pth file; the prefix is the folder two
 levels above the ``caffe`` package, and holds ``bin/caffe``, ``python/caffe/proto/caffe_pb2.py``
-and (one level up) BUILD_INFO.json. A relocatable bundle (tools/bundle_caffe.sh) has the same
+and (one level up) BUILD_INFO.json. A relocatable bundle (tools/caffe/bundle_caffe.sh) has the same
 ``bin/`` and ``python/`` folders and BUILD_INFO.json at its root; with CAFFE_PREFIX pointing at it,
 the tools that need only the ``caffe`` tool and caffe.proto run without pycaffe (a GPU machine).
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import UserError
 
-_HOW = "run tools/install_caffe.sh --venv .venv (or tools/run_tests.sh, which does it)"
+_HOW = "run tools/caffe/install_caffe.sh --venv .venv (or tools/run_tests.sh, which does it)"
 
 
 def import_caffe():

@@ -9,10 +9,10 @@ import time
 
 import numpy as np
 
-from . import evaluation, lmdb_io, neu
+from . import inference, lmdb_io, paths
 from .features import FeatureSet
 
-DEPLOY = neu.REPO / "prototxt" / "CaffeNet_deploy.prototxt"
+DEPLOY = paths.deploy_prototxt("CaffeNet")
 WEIGHTS_ID = "bvlc_reference_caffenet"
 FEATURE_BLOB = "fc6"
 LAST_LAYER = "relu6"   # in place on fc6: once it ran, the blob holds the rectified values
@@ -21,7 +21,7 @@ BATCH = 10
 
 def forward(net, chunk, source, keys, labels):
     """DeCAF6 rows (float32, len(chunk) x 4096) of a chunk of (key, uint8 image, label) records."""
-    evaluation.load_batch(net.blobs[evaluation.INPUT_BLOB].data, chunk, source, keys, labels, crop=True)
+    inference.load_batch(net.blobs[inference.INPUT_BLOB].data, chunk, source, keys, labels, crop=True)
     net.forward(end=LAST_LAYER)
     return net.blobs[FEATURE_BLOB].data[:len(chunk)].reshape(len(chunk), -1).copy()
 
@@ -31,7 +31,7 @@ def extract(net, path, progress=None):
     info = lmdb_io.require_info(path)
     keys, labels, rows = [], [], []
     began = time.perf_counter()
-    for chunk in evaluation.batches(evaluation.LmdbSource(path).read(), net.blobs[evaluation.INPUT_BLOB].num):
+    for chunk in inference.batches(lmdb_io.LmdbSource(path).read(), net.blobs[inference.INPUT_BLOB].num):
         rows.append(forward(net, chunk, path, keys, labels))
         if progress is not None:
             progress.update(len(chunk))

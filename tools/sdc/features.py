@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import atomic, evaluation, lmdb_io, neu, texture
+from . import atomic, inference, lmdb_io, neu, texture
 from .errors import UserError
 
 CHUNK = 25  # images per message to a worker process
@@ -60,7 +60,7 @@ def lmdb_images(path, side=None):
         identity["side"] = side
 
     def read():
-        for key, image, label in evaluation.LmdbSource(path).read():
+        for key, image, label in lmdb_io.LmdbSource(path).read():
             yield key, label, _resized(np.ascontiguousarray(image[0]), side)
     where = str(path) if side is None else f"{path}, resized to {side}x{side}"
     return ImageSource(Path(path).name, where, identity, read)
@@ -75,7 +75,7 @@ def file_images(path, locate, files_identity, files_description):
     identity = {"fingerprint": fingerprint, "count": info.get("count"), "files": files_identity}
 
     def read():
-        for key, _, label in evaluation.LmdbSource(path).read():
+        for key, _, label in lmdb_io.LmdbSource(path).read():
             file = locate(relative_path(key))
             if file is None or not Path(file).is_file():
                 raise UserError(f"{file or relative_path(key)} not found (record {key} of {path}): pass the "
@@ -109,7 +109,7 @@ def mapper(workers, chunksize=1):
     if workers <= 1:
         yield map
         return
-    pool = evaluation.worker_pool(workers, None, ())
+    pool = inference.worker_pool(workers, None, ())
     try:
         yield lambda function, jobs: pool.imap(function, jobs, chunksize)
         pool.close()

@@ -62,4 +62,4 @@ def require(gpu_id):
     variant = caffe_env.build_info().get("variant")
     if variant != "cuda":
         raise UserError(f"--gpu {gpu_id} needs a CUDA build of Caffe, but {caffe_env.prefix()} is a "
-                        f"{variant or 'unknown'} build: run tools/install_caffe.sh --cuda --venv .venv")
+                        f"{variant or 'unknown'} build: run tools/caffe/install_caffe.sh --cuda --venv .venv")

@@ -4,11 +4,13 @@ A record is what Caffe's Data layer reads: Datum{channels 3, height, width, data
 label}, under the key ``<8-digit index>_<relative path>`` (convert_imageset's form), so key order
 is list order. A ``build.json`` next to data.mdb records what the LMDB was built from.
 """
+import contextlib
 import json
 from pathlib import Path
 
 import lmdb
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from . import atomic
 from .caffe_env import caffe_pb2
@@ -16,11 +18,17 @@ from .errors import UserError
 
 INFO_FILE = "build.json"
 CHANNELS = 3
+AUGMENTED = "train_aug8"   # ETE's 8x augmented training set (tools/build_lmdb.py --only train_aug8)
 
 
 def test_name(subset):
     """Folder name of a test subset's LMDB: tools/build_lmdb.py writes it, the evaluators read it."""
     return f"test_{subset}_lmdb"
+
+
+def lmdb_name(target):
+    """Folder name of the LMDB tools/build_lmdb.py writes for ``target`` (one of its --only names)."""
+    return f"{target}_lmdb" if target in ("train", AUGMENTED) else test_name(target)
 
 
 def record_key(index, rel):
@@ -83,19 +91,48 @@ def write(dest, records, labels, side, fingerprint, **info):
                                                      per_label=counts), indent=2) + "\n")
 
 
-def read(path):
-    """Yield (key, image C x H x W, label) in key order."""
-    path = Path(path)
-    if not (path / "data.mdb").is_file():
-        raise UserError(f"no LMDB at {path}: run tools/build_lmdb.py")
-    env = lmdb.open(str(path), readonly=True, lock=False, subdir=True)
-    try:
-        with env.begin() as txn:
-            for key, value in txn.cursor():
-                image, label = decode(value)
-                yield key.decode(), image, label
-    finally:
-        env.close()
+class LmdbSource:
+    """The records of a Caffe Datum LMDB, in key order: (key, uint8 C x H x W, label). The package reads its
+    LMDBs only through this class; ``fix`` ends the error when there is no LMDB at ``path``."""
+
+    def __init__(self, path, fix="run tools/build_lmdb.py"):
+        self.path = Path(path)
+        self.fix = fix
+
+    def __str__(self):
+        return str(self.path)
+
+    def count(self):
+        with self._opened() as env:
+            return env.stat()["entries"]
+
+    def read(self, start=0, stop=None):
+        with self._opened() as env, env.begin() as txn:
+            for index, (key, value) in enumerate(txn.cursor()):
+                if stop is not None and index >= stop:
+                    break
+                if index >= start:
+                    yield (key.decode(), *decode(value))
+
+    def get(self, key):
+        """(image, label) of the record ``key``, or None when there is none."""
+        with self._opened() as env, env.begin() as txn:
+            value = txn.get(key.encode())
+            return None if value is None else decode(value)
+
+    @contextlib.contextmanager
+    def _opened(self):
+        if not (self.path / "data.mdb").is_file():
+            raise UserError(f"no LMDB at {self.path}: {self.fix}")
+        try:
+            env = lmdb.open(str(self.path), readonly=True, lock=False, subdir=True)
+            try:
+                yield env
+            finally:
+                env.close()
+        except (lmdb.Error, DecodeError, ValueError) as e:
+            raise UserError(f"{self.path} is not a readable Datum LMDB ({e}): rebuild it with "
+                            "tools/build_lmdb.py") from e
 
 
 def verify(path, expected_labels, side):
@@ -105,7 +142,7 @@ def verify(path, expected_labels, side):
     """
     counts = {}
     index = -1
-    for index, (key, image, label) in enumerate(read(path)):
+    for index, (key, image, label) in enumerate(LmdbSource(path).read()):
         where = f"{path}: record {index} ({key})"
         if index >= len(expected_labels):
             raise UserError(f"{where}: more records than the {len(expected_labels)} expected; rebuild it")

@@ -5,7 +5,6 @@ Files are identified by name (``Cr_12.bmp``): the class prefix is the same in th
 folder layout is accepted and checked against the committed sha256 manifest keyed on file name.
 """
 import contextlib
-import hashlib
 import os
 import re
 import warnings
@@ -15,16 +14,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from . import paths
 from .errors import UserError
+from .hashing import sha256_file
 
-REPO = Path(__file__).resolve().parents[2]
 ENV_VAR = "NEU_DIR"
-DEFAULT_DIR = REPO / "datasets" / "NEU-CLS"
-MANIFEST = REPO / "datasets" / "NEU-CLS.sha256"
-# What the tools derive from the images (enhanced set, LMDBs, feature cache); git-ignored.
-WORK_DIR = REPO / "datasets" / "work"
-LMDB_DIR = WORK_DIR / "lmdb"
-ENHANCED_DIR = WORK_DIR / "enhanced"
+MANIFEST = paths.REPO / "datasets" / "NEU-CLS.sha256"
 IMAGE_SIDE = 200
 NETWORK_SIDE = 256
 
@@ -46,7 +41,7 @@ _HOW = "download NEU-CLS (see datasets/README.md) and pass --neu-dir or set NEU_
 
 def locate(neu_dir=None):
     """The NEU-CLS root: the flag, else $NEU_DIR, else datasets/NEU-CLS."""
-    path = Path(neu_dir or os.environ.get(ENV_VAR) or DEFAULT_DIR)
+    path = Path(neu_dir or os.environ.get(ENV_VAR) or paths.NEU_DIR)
     if not path.is_dir():
         raise UserError(f"NEU-CLS not found at {path}: {_HOW}")
     return path
@@ -100,10 +95,6 @@ def scan(root):
     return found
 
 
-def sha256_file(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 class ImageError(Exception):
     """An image file Pillow cannot read."""
 
@@ -145,16 +136,16 @@ def check(root, manifest=MANIFEST):
         if label not in present_labels:
             problems.append(f"missing class {cls.prefix} ({cls.folder}): no {cls.prefix}_*.bmp under {root}")
     for name, (rel, digest) in sorted(expected.items(), key=lambda kv: sort_key(kv[0])):
-        paths = found.get(name)
-        if not paths:
+        copies = found.get(name)
+        if not copies:
             if label_of(name) in present_labels:
                 problems.append(f"missing file: {rel}")
             continue
-        if len(paths) > 1:
-            shown = ", ".join(str(p.relative_to(root)) for p in paths)
+        if len(copies) > 1:
+            shown = ", ".join(str(p.relative_to(root)) for p in copies)
             problems.append(f"duplicate file name: {name} at {shown}")
             continue
-        path = paths[0]
+        path = copies[0]
         shown = path.relative_to(root)
         problem = _image_problem(path, shown)
         if problem is None and sha256_file(path) != digest:
@@ -212,3 +203,12 @@ def resize_bilinear(image, side):
     rows = _interpolate_rows(image.astype(np.float64), side)
     out = _interpolate_rows(rows.T, side).T
     return np.floor(out + 0.5).astype(np.uint8)
+
+
+def network_input(path):
+    """The image at ``path`` as the nets take it, uint8 3 x NETWORK_SIDE x NETWORK_SIDE: resized as the LMDB
+    builder does when it has another size, grey replicated into B, G, R."""
+    image = load(path)
+    if image.shape != (NETWORK_SIDE, NETWORK_SIDE):
+        image = resize_bilinear(image, NETWORK_SIDE)
+    return np.broadcast_to(image, (3, NETWORK_SIDE, NETWORK_SIDE))

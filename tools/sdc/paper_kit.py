@@ -1,4 +1,4 @@
-"""The paper-schedule GPU kit (tools/gpu_paper_run.py, tools/adopt_gpu_runs.py): what trains, in which
+"""The paper-schedule GPU kit (tools/caffe/gpu_paper_run.py, tools/caffe/adopt_gpu_runs.py): what trains, in which
 order, and what travels to the GPU machine and back.
 
 Standard library only at import time: the GPU machine imports it before the carried lmdb wheel is
@@ -10,16 +10,15 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import atomic
+from . import atomic, paths
 from .errors import UserError
 
-REPO = Path(__file__).resolve().parents[2]
-KIT_DIR = REPO / ".carry" / "gpu-paper"
+KIT_DIR = paths.REPO / ".carry" / "gpu-paper"
 # Between windows: <job>.tar.gz (the unfinished run folder a window returned; the next one resumes
-# it) or <job>.finished.json (done; the run folder is under RUNS_DIR). Committed, so it outlives the
-# session; it travels with the working tree.
-PARTIAL_DIR = REPO / "results" / "paper" / "partial"
-RUNS_DIR = REPO / "runs" / "gpu-paper"
+# it) or <job>.finished.json (done; the run folder is under RUNS_DIR). Committed, so that a window
+# prepared in another clone finds it; it travels with the working tree.
+PARTIAL_DIR = paths.RESULTS_DIR / "paper" / "partial"
+RUNS_DIR = paths.RUNS_DIR / "gpu-paper"
 # On the GPU machine. The same path in every window: a resumed run folder's train_val.prototxt names
 # its LMDBs by absolute path, and tools/train.py continues a run folder only with an identical net.
 WORK_DIR = Path("/tmp/sdc-paper")

@@ -5,12 +5,11 @@ whether the features are standardised, and feature parameters that differ from s
 A protocol's rows are named ``<FEATURE>+<CLASSIFIER> (<label>)``; the default protocol's keep the
 plain name. docs/baselines.md gives the evidence for each protocol and its results.
 """
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import baseline_rows, degrade, features, neu, texture
+from . import baseline_rows, degrade, features, hashing, neu, texture
 from .errors import UserError
 
 TRAIN = baseline_rows.TRAIN
@@ -75,7 +74,7 @@ def neu_locator(neu_dir):
     """(locate, identity) of the NEU-CLS BMPs: the verified file of a list path's name; the identity
     is the manifest they were verified against."""
     files = neu.verified_files(neu.locate(neu_dir))
-    identity = "NEU-CLS " + hashlib.sha256(neu.MANIFEST.read_bytes()).hexdigest()[:16]
+    identity = "NEU-CLS " + hashing.sha256_file(neu.MANIFEST)[:16]
     return (lambda rel: files.get(Path(rel).name)), identity
 
 

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from . import atomic
+from .paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 FILE_NAME = "provenance.json"
 
 

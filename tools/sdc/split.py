@@ -12,7 +12,6 @@ from .errors import UserError
 TEST_PER_CLASS = 60
 TRAIN_PER_CLASS = 240
 DEFAULT_SEED = 2019
-DEFAULT_DIR = neu.REPO / "datasets" / "splits"
 
 
 def split_class(names, digests, n_test, rng):

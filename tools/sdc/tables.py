@@ -17,18 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import evaluation, lmdb_io, neu, stats
+from . import eval_folder, lmdb_io, neu, stats
 from .errors import UserError
+from .variants import VARIANTS
 
 PAPER_FIELDS = ("table", "row", "column", "value", "unit", "source")
-VARIANTS = ("SDC-SN", "SDC-SN-ELF", "SDC-SN-ELF-MRF")
 RELEASED = "released/"
 RELEASED_ROWS = tuple(RELEASED + v for v in VARIANTS)
 TABLE5_MODELS = ("SDC-SN-ELF-MRF", RELEASED + "SDC-SN-ELF-MRF")
 # The paper's column order (Tables 2 and 3): noise 20 dB before 35 dB.
 TABLE2_COLUMNS = ("original", "lum_0.4", "lum_1", "noise_20", "noise_35", "blur_2", "blur_5")
 DEGRADED = TABLE2_COLUMNS[1:]
-POOLED = evaluation.POOLED
+POOLED = eval_folder.POOLED
 SUMMARY_KEYS = TABLE2_COLUMNS + (POOLED,)
 TABLE4_COLUMNS = ("train_images", "latency_ms", "model_mb", "original", POOLED)
 CLASS_NAMES = tuple(c.prefix for c in neu.CLASSES)
@@ -128,8 +128,8 @@ class Evaluation:
                 self._predictions[subset] = (keys, np.concatenate([p[1] for p in parts]),
                                              np.concatenate([p[2] for p in parts]))
             else:
-                self._predictions[subset] = evaluation.read_predictions(
-                    self.folder / evaluation.predictions_file(subset))
+                self._predictions[subset] = eval_folder.read_predictions(
+                    self.folder / eval_folder.predictions_file(subset))
         return self._predictions[subset]
 
     def scored(self, subset, label=None):
@@ -139,13 +139,13 @@ class Evaluation:
         if label is not None:
             chosen = np.flatnonzero(labels == label)
             keys, labels, preds = [keys[i] for i in chosen], labels[chosen], preds[chosen]
-        return keys, labels == preds, evaluation.clusters_of(subset, keys)
+        return keys, labels == preds, eval_folder.clusters_of(subset, keys)
 
 
 def load_not_run(eval_dir):
     """{name: reason} of every not_run.json under ``eval_dir`` (models a tool could not evaluate)."""
     found = {}
-    for path in sorted(Path(eval_dir).rglob(evaluation.NOT_RUN_FILE)):
+    for path in sorted(Path(eval_dir).rglob(eval_folder.NOT_RUN_FILE)):
         try:
             record = json.loads(path.read_text())
             found[record["name"]] = record["reason"]
@@ -157,7 +157,7 @@ def load_not_run(eval_dir):
 def load_evaluations(eval_dir):
     """{name: Evaluation} of every accuracy.json under ``eval_dir`` (names may hold '/')."""
     found = {}
-    for path in sorted(Path(eval_dir).rglob(evaluation.ACCURACY_FILE)):
+    for path in sorted(Path(eval_dir).rglob(eval_folder.ACCURACY_FILE)):
         try:
             record = json.loads(path.read_text())
         except ValueError as e:
@@ -294,7 +294,7 @@ class Builder:
     def missing(self, row):
         if row in self.stale:
             return f"not run: eval/{row} is a left-over of an earlier run (other test images)"
-        return "not run: " + (self.not_run.get(row) or f"no eval/{row}/{evaluation.ACCURACY_FILE}")
+        return "not run: " + (self.not_run.get(row) or f"no eval/{row}/{eval_folder.ACCURACY_FILE}")
 
     def kind(self, table, row):
         if row.startswith(RELEASED):

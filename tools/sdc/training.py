@@ -9,16 +9,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import lmdb
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
-from . import atomic
+from . import atomic, lmdb_io, paths
 from .caffe_env import caffe_pb2, read_proto
 from .errors import UserError
+from .variants import VARIANTS
 
-REPO = Path(__file__).resolve().parents[2]
-VARIANTS = ("SDC-SN", "SDC-SN-ELF", "SDC-SN-ELF-MRF")
 FROM_SCRATCH = ("ETE",)   # the Table 3/4 baseline CNN: no ImageNet initialisation
 MODELS = VARIANTS + FROM_SCRATCH
 SOLVER_FILE = "solver.prototxt"
@@ -57,18 +55,12 @@ def profile_of(profile, model):
 
 
 def default_solver(variant):
-    return REPO / "solvers" / f"{variant}_solver.prototxt"
+    return paths.SOLVERS_DIR / f"{variant}_solver.prototxt"
 
 
 def lmdb_entries(path):
     """Number of records of the LMDB at ``path``; a UserError naming the tool that builds it."""
-    if not (Path(path) / "data.mdb").is_file():
-        raise UserError(f"no LMDB at {path}: build it with tools/build_lmdb.py (or pass --lmdb-dir)")
-    env = lmdb.open(str(path), readonly=True, lock=False, subdir=True)
-    try:
-        return env.stat()["entries"]
-    finally:
-        env.close()
+    return lmdb_io.LmdbSource(path, fix="build it with tools/build_lmdb.py (or pass --lmdb-dir)").count()
 
 
 def largest_divisor_up_to(n, limit):
@@ -161,7 +153,7 @@ def prepare(solver_path, variant, profile, lmdb_dir, max_iter=None, iter_size=No
     if solver.snapshot <= 0 or solver.test_interval <= 0 or solver.max_iter <= 0:
         raise UserError(f"{solver_path}: max_iter, snapshot and test_interval must be > 0 "
                         "(snapshots make the run resumable)")
-    net_path = Path(solver.net) if Path(solver.net).is_absolute() else REPO / solver.net
+    net_path = Path(solver.net) if Path(solver.net).is_absolute() else paths.REPO / solver.net
     net = read_proto(net_path, pb2.NetParameter())
     test_iter = rewrite_net(net, lmdb_dir)
     solver.net = NET_FILE

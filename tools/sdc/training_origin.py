@@ -4,7 +4,7 @@ evaluated model, and its ImageNet start weights named by sha1 against the manife
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import provenance, weights
+from . import paths, provenance, weights
 
 ORIGINAL = "squeezenet_v1.0"  # the paper's initialisation, by its manifest id
 
@@ -13,7 +13,7 @@ def training_record(inputs, logs_dir, name):
     """The training provenance of an evaluated model: the one next to the model (tools/train.py's run
     folder), else run_all's copy in ``logs_dir/<name>/``; {} when neither is a training record."""
     # A relative model path is relative to the repository, where run_all.sh runs every tool.
-    folders = [(provenance.REPO / inputs["model"]).parent] if inputs.get("model") else []
+    folders = [(paths.REPO / inputs["model"]).parent] if inputs.get("model") else []
     for folder in folders + [Path(logs_dir) / name]:
         record = provenance.read(folder)
         if "sessions" in record:  # what tools/train.py writes, not another tool's provenance

@@ -4,7 +4,6 @@ A file is taken from a local directory (``--from DIR`` or SDC_PRETRAINED_DIR, se
 or downloaded from its manifest URL; either way its sha1 must match the manifest. Verified files are
 copied into the git-ignored pretrained/weights/.
 """
-import hashlib
 import os
 import shutil
 import urllib.error
@@ -14,12 +13,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from . import paths
 from .atomic import atomic_path
 from .errors import UserError
+from .hashing import sha1_file
 
-REPO = Path(__file__).resolve().parents[2]
-MANIFEST = REPO / "pretrained" / "readme.md"
-WEIGHTS_DIR = REPO / "pretrained" / "weights"
+MANIFEST = paths.REPO / "pretrained" / "readme.md"
 DECODED_IMAGENET = "squeezenet_v1.0_dc.caffemodel"
 ENV_DIR = "SDC_PRETRAINED_DIR"
 FIELDS = ("name", "caffemodel", "caffemodel_url", "sha1", "license", "source")
@@ -59,14 +58,6 @@ def read_manifest(path=MANIFEST):
     return models
 
 
-def sha1_of(path):
-    digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def search_dirs(from_dir=None):
     """The local directories to search: ``--from DIR`` if given, else SDC_PRETRAINED_DIR if set."""
     chosen = from_dir or os.environ.get(ENV_DIR)
@@ -83,7 +74,7 @@ def find_local(model, dirs):
     wrong = []
     for directory in dirs:
         for candidate in sorted(Path(directory).rglob(model.caffemodel)):
-            actual = sha1_of(candidate)
+            actual = sha1_file(candidate)
             if actual == model.sha1:
                 return candidate
             wrong.append(f"{candidate} (sha1 {actual})")
@@ -101,7 +92,7 @@ def download(model, dest):
             for chunk in iter(lambda: response.read(1 << 16), b""):
                 out.write(chunk)
                 bar.update(len(chunk))
-        actual = sha1_of(tmp)
+        actual = sha1_file(tmp)
         if actual != model.sha1:
             raise UserError(f"{model.caffemodel_url} gave sha1 {actual}, expected {model.sha1}; file not kept: "
                             f"get the original file and pass its folder with --from DIR or {ENV_DIR}")
@@ -113,12 +104,12 @@ def wrong_sha1(model, path, actual):
                      "replace it with the original file or delete it")
 
 
-def fetch(model, dest_dir=WEIGHTS_DIR, from_dir=None, offline=False):
+def fetch(model, dest_dir=paths.WEIGHTS_DIR, from_dir=None, offline=False):
     """The verified copy of ``model`` in dest_dir: kept if already there, else copied or downloaded.
 
     A file of the model's name whose sha1 differs is an error; NotFound when there is none at all."""
     dest = Path(dest_dir) / model.caffemodel
-    dest_sha1 = sha1_of(dest) if dest.exists() else None
+    dest_sha1 = sha1_file(dest) if dest.exists() else None
     if dest_sha1 == model.sha1:
         return dest
     dirs = search_dirs(from_dir)
@@ -152,13 +143,13 @@ def caffe_weights_arg(path, cwd):
                     "move the file, or the run folder, to a path without a comma")
 
 
-def imagenet_weights(weights_dir=WEIGHTS_DIR, manifest=MANIFEST):
+def imagenet_weights(weights_dir=paths.WEIGHTS_DIR, manifest=MANIFEST):
     """The ImageNet init for fine-tuning: the original SqueezeNet v1.0 if present (a wrong sha1 is an
     error, never a reason to fall back), else the decoded Deep-Compression stand-in."""
     original = read_manifest(manifest)["squeezenet_v1.0"]
     path = Path(weights_dir) / original.caffemodel
     if path.exists():
-        actual = sha1_of(path)
+        actual = sha1_file(path)
         if actual != original.sha1:
             raise wrong_sha1(original, path, actual)
         return path

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Copy what a reader needs of a training run folder into results/, without this machine's paths.
 
-    tools/export_run.py RUN_DIR DEST
+    tools/extra/export_run.py RUN_DIR DEST
 
 Copies learning_curve.csv/.png, provenance.json, solver.prototxt, train_val.prototxt and the train-*.log
 files (not the snapshots). In the text files, paths inside the repository become repository-relative,
@@ -11,7 +11,8 @@ import argparse
 import shutil
 from pathlib import Path
 
-from sdc import atomic, caffe_log, provenance
+import _init_paths  # noqa: F401  (tools/ on sys.path)
+from sdc import atomic, caffe_log, paths
 from sdc.errors import UserError, run_main
 
 TEXT = ("learning_curve.csv", "provenance.json", "solver.prototxt", "train_val.prototxt")
@@ -19,7 +20,7 @@ TEXT = ("learning_curve.csv", "provenance.json", "solver.prototxt", "train_val.p
 
 def without_machine_paths(text, run_dir):
     """``text`` with the run folder, the repository and the home folder written independently of this machine."""
-    for path, shown in ((run_dir, "<run>"), (provenance.REPO, "."), (Path.home(), "~")):
+    for path, shown in ((run_dir, "<run>"), (paths.REPO, "."), (Path.home(), "~")):
         text = text.replace(f"{path}/", f"{shown}/").replace(str(path), shown)
     return text
 

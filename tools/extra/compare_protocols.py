@@ -3,7 +3,7 @@
 cells (9 rows x 7 columns), per protocol the mean absolute difference over its cells and the mean
 signed difference of each column.
 
-    tools/compare_protocols.py --eval results/paper/eval [--paper-values docs/paper_values.csv]
+    tools/extra/compare_protocols.py --eval results/paper/eval [--paper-values docs/paper_values.csv]
         [--protocols network-input ...] [--out comparison.md]
 
 Reads the evaluation folders tools/classical_baselines.py wrote under --eval (rows named by
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sdc import atomic, classical, neu, protocols, tables, texture
+import _init_paths  # noqa: F401  (tools/ on sys.path)
+from sdc import atomic, classical, paths, protocols, tables, texture
 from sdc.errors import UserError, run_main
 
 COLUMNS = tables.TABLE2_COLUMNS  # the paper's column order of Tables 2 and 3
@@ -96,7 +97,7 @@ def summary_record(comparisons):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval", type=Path, required=True, help="folder of the evaluation folders")
-    parser.add_argument("--paper-values", type=Path, default=neu.REPO / "docs" / "paper_values.csv",
+    parser.add_argument("--paper-values", type=Path, default=paths.PAPER_VALUES,
                         help="default: %(default)s")
     parser.add_argument("--protocols", nargs="+", choices=tuple(protocols.PROTOCOLS), default=list(protocols.PROTOCOLS))
     parser.add_argument("--out", type=Path, help="also write the Markdown here, and <out>.json")

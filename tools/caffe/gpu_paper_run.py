@@ -3,19 +3,19 @@
 package index (Python 3 with numpy, Pillow, scikit-image, protobuf; NVIDIA's libraries in a venv),
 in windows of one call each, every window continuing where the last one stopped.
 
-    tools/gpu_paper_run.py prepare [--prefix P] [--kit DIR] [--lmdb-dir DIR] [--neu-archive FILE]   (here)
-    tools/gpu_paper_run.py run [--budget S] [--concurrency K] [--kit DIR] [--out DIR]               (GPU machine)
-    tools/adopt_gpu_runs.py FOLDER                                                                 (here, after)
+    tools/caffe/gpu_paper_run.py prepare [--prefix P] [--kit DIR] [--lmdb-dir DIR] [--neu-archive FILE]   (here)
+    tools/caffe/gpu_paper_run.py run [--budget S] [--concurrency K] [--kit DIR] [--out DIR]               (GPU machine)
+    tools/caffe/adopt_gpu_runs.py FOLDER                                                                  (here, after)
 
 prepare packs the kit (default .carry/gpu-paper, git-ignored): the CUDA build as a relocatable bundle
-(default: the sm_90 build tools/install_caffe.sh --cuda --cuda-arch 90 made), NEU-CLS as an archive,
+(default: the sm_90 build tools/caffe/install_caffe.sh --cuda --cuda-arch 90 made), NEU-CLS as an archive,
 the py-lmdb wheel for the GPU machine's Python, the ImageNet weights (xz) while a fine-tuned job has
 not started, the gate's nets, and KIT.json with the identity (builder fingerprint, record count, sha256 of
 the records) of the LMDBs built here. It checks that the working tree plus the kit stay within what
 one call carries (64 MiB); when the weights do not fit beside the returned runs, the jobs that need
 them wait for a later window and prepare says so.
 
-run, on the GPU machine, in one call (`run(command="python3 tools/gpu_paper_run.py run",
+run, on the GPU machine, in one call (`run(command="python3 tools/caffe/gpu_paper_run.py run",
 carry=[".carry/gpu-paper"], timeout_s=600)`):
   1. unpacks the bundle, installs the carried wheels into a folder on PYTHONPATH, finds cuBLAS,
      cuRAND, cuDNN and cudart (first under /opt/torch/.venv) and records GPU, driver, CUDA runtime
@@ -66,13 +66,15 @@ import tarfile
 import time
 from pathlib import Path
 
+import _init_paths  # noqa: F401  (tools/ on sys.path)
 import compare_net_io
-from sdc import atomic, paper_kit
+from sdc import atomic, hashing, paper_kit, paths
 from sdc.errors import UserError, run_main
+from sdc.variants import VARIANTS
 
-REPO = paper_kit.REPO
+REPO = paths.REPO
 TOOLS = REPO / "tools"
-VARIANTS = ("SDC-SN", "SDC-SN-ELF", "SDC-SN-ELF-MRF")
+CAFFE_TOOLS = TOOLS / "caffe"
 CUDA_SEARCH = ("/opt/torch/.venv", "/opt", "/usr/local", "/usr/lib")
 STOP_RESERVE_S = 75     # SIGINT this long before --budget ends: Caffe's iteration and snapshot, packing
 KILL_RESERVE_S = 25     # what is still running this long before the end is killed
@@ -83,10 +85,10 @@ TF32_ENV = {"NVIDIA_TF32_OVERRIDE": "0"}
 # ---- prepare (here) ---------------------------------------------------------------------------
 def cuda_prefix():
     py = REPO / ".venv" / "bin" / "python"
-    run = subprocess.run([str(TOOLS / "install_caffe.sh"), "--cuda", "--cuda-arch", "90", "--python", str(py),
+    run = subprocess.run([str(CAFFE_TOOLS / "install_caffe.sh"), "--cuda", "--cuda-arch", "90", "--python", str(py),
                           "--print-prefix"], capture_output=True, text=True)
     if run.returncode != 0:
-        raise UserError("no CUDA build for sm_90: run tools/install_caffe.sh --cuda --cuda-arch 90 "
+        raise UserError("no CUDA build for sm_90: run tools/caffe/install_caffe.sh --cuda --cuda-arch 90 "
                         f"--python {py} (about 23 min on 2 cores), or pass --prefix")
     return Path(run.stdout.strip().splitlines()[-1])
 
@@ -130,17 +132,16 @@ def download_lmdb_wheel(dest, python_version):
 
 def prepare(args):
     import make_session_nets
-    from sdc import provenance, weights
+    from sdc import lmdb_io, provenance, weights
     prefix = Path(args.prefix) if args.prefix else cuda_prefix()
     states = {job.name: paper_kit.state(args.partial, job) for job in paper_kit.JOBS}
-    from build_lmdb import lmdb_name
-    identities = {target: paper_kit.lmdb_identity(Path(args.lmdb_dir) / lmdb_name(target))
+    identities = {target: paper_kit.lmdb_identity(Path(args.lmdb_dir) / lmdb_io.lmdb_name(target))
                   for target in paper_kit.LMDB_TARGETS}
     per_class = provenance.read(args.lmdb_dir).get("per_class")   # tools/build_lmdb.py --per-class, if any
     with atomic.atomic_path(args.kit) as kit:
         kit.mkdir()
         print(f"bundling {prefix}", file=sys.stderr)
-        subprocess.run(["bash", str(TOOLS / "bundle_caffe.sh"), str(prefix), "--out", str(kit / paper_kit.BUNDLE)],
+        subprocess.run(["bash", str(CAFFE_TOOLS / "bundle_caffe.sh"), str(prefix), "--out", str(kit / paper_kit.BUNDLE)],
                        check=True, stdout=subprocess.DEVNULL)
         if not Path(args.neu_archive).is_file():
             print(f"packing NEU-CLS into {args.neu_archive}", file=sys.stderr)
@@ -172,7 +173,7 @@ def prepare(args):
         info = {"git_commit": provenance.git_commit(),
                 "caffe_build": json.loads((prefix.parent / "BUILD_INFO.json").read_text()),
                 "lmdbs": identities, "per_class": per_class,
-                "weights": init.name if init else None, "weights_sha1": weights.sha1_of(init) if init else None,
+                "weights": init.name if init else None, "weights_sha1": hashing.sha1_file(init) if init else None,
                 "wheel": wheel.name,
                 "job_states_when_prepared": states, "waiting_for_room": waiting,
                 "travel_bytes": {"working_tree": tree, "kit": total_kit, "limit": paper_kit.TRAVEL_LIMIT},
@@ -306,14 +307,14 @@ def run_gate(bundle, kit, work, env, cpu, rtol):
 
 def check_lmdbs(kit_info, lmdb_dir, targets):
     """[problem lines] of the LMDBs built here against the kit's record of the ones built at home."""
-    from build_lmdb import lmdb_name
+    from sdc import lmdb_io   # imports lmdb: on the GPU machine, only once the carried wheel is installed
     problems = []
     for target in targets:
-        got = paper_kit.lmdb_identity(lmdb_dir / lmdb_name(target))
+        got = paper_kit.lmdb_identity(lmdb_dir / lmdb_io.lmdb_name(target))
         expected = kit_info["lmdbs"][target]
         for key in ("fingerprint", "count", "records_sha256"):
             if got[key] != expected[key]:
-                problems.append(f"{lmdb_name(target)}: {key} {got[key]} here, {expected[key]} in the kit")
+                problems.append(f"{lmdb_io.lmdb_name(target)}: {key} {got[key]} here, {expected[key]} in the kit")
     return problems
 
 
@@ -425,7 +426,7 @@ def run(args):
     kit = Path(args.kit)
     kit_info = paper_kit.read_json(kit / paper_kit.KIT_FILE)
     if kit_info is None:
-        raise UserError(f"no kit at {kit}: run tools/gpu_paper_run.py prepare here first and carry it")
+        raise UserError(f"no kit at {kit}: run tools/caffe/gpu_paper_run.py prepare here first and carry it")
     work = Path(args.work)
     for folder in ("caffe", "site", "lmdb", "gate", "logs", "NEU", paper_kit.WEIGHTS):
         shutil.rmtree(work / folder, ignore_errors=True)
@@ -457,8 +458,7 @@ def run_steps(args, window, kit, kit_info, work):
         init = work_weights(kit_info, work)
         init.parent.mkdir(parents=True, exist_ok=True)
         init.write_bytes(lzma.decompress((kit / paper_kit.WEIGHTS / f"{init.name}.xz").read_bytes()))
-        from sdc import weights
-        if weights.sha1_of(init) != kit_info["weights_sha1"]:
+        if hashing.sha1_file(init) != kit_info["weights_sha1"]:
             raise UserError(f"{init} does not have the sha1 {kit_info['weights_sha1']} recorded in the kit: prepare it again")
     sys.path.insert(0, str(work / "site"))
     os.environ["CAFFE_PREFIX"] = str(bundle)   # this process reads run folders with the bundle's caffe_pb2
@@ -633,8 +633,7 @@ def main(argv=None):
                         "tenth of the memory of the 180-image one (15 GB on the CPU)")
     args = parser.parse_args(argv)
     if args.command == "prepare":
-        from sdc import neu
-        args.lmdb_dir = args.lmdb_dir or neu.LMDB_DIR
+        args.lmdb_dir = args.lmdb_dir or paths.LMDB_DIR
         return prepare(args)
     return run(args)
 

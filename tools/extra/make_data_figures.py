@@ -13,10 +13,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from sdc import atomic, degrade, neu, split  # noqa: E402
+import _init_paths  # noqa: F401, E402  (tools/ on sys.path)
+from sdc import atomic, cli, degrade, neu, paths, split  # noqa: E402
 from sdc.errors import run_main  # noqa: E402
 
-DEFAULT_OUT = neu.REPO / "results" / "figures"
+DEFAULT_OUT = paths.RESULTS_DIR / "figures"
 ROW_TITLES = {"original": "original", "lum_0.4": "luminance α=0.4", "lum_1": "luminance α=1",
               "noise_35": "noise 35 dB", "noise_20": "noise 20 dB", "blur_2": "blur L=2", "blur_5": "blur L=5"}
 
@@ -69,10 +70,7 @@ def figure_enhanced(files, names, seed, size, dest):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--neu-dir", help=f"NEU-CLS root (default: ${neu.ENV_VAR}, else datasets/NEU-CLS)")
-    parser.add_argument("--test-list", default=split.DEFAULT_DIR / "test.txt", help="default: %(default)s")
-    parser.add_argument("--seed", type=int, default=degrade.DEFAULT_SEED, help="default: %(default)s")
-    parser.add_argument("--size", type=int, default=neu.NETWORK_SIDE, help="degradation side (default: %(default)s)")
+    cli.add_test_images(parser, size_help="degradation side (default: %(default)s)")
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT, help="default: %(default)s")
     args = parser.parse_args()
     files = neu.verified_files(neu.locate(args.neu_dir))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Redraw learning_curve.csv and learning_curve.png of a run folder from its Caffe logs.
 
-    tools/plot_learning_curve.py runs/paper/SDC-SN
+    tools/extra/plot_learning_curve.py runs/paper/SDC-SN
 
 tools/train.py does this at the end of every session; run this to look at a training in progress
 (it only reads the train-*.log files, so it is safe while `caffe train` is writing them).
@@ -9,6 +9,7 @@ tools/train.py does this at the end of every session; run this to look at a trai
 import argparse
 from pathlib import Path
 
+import _init_paths  # noqa: F401  (tools/ on sys.path)
 from sdc import caffe_log
 from sdc.errors import UserError, run_main
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Take what a window of tools/gpu_paper_run.py returned (the files of its $OUT, copied here) and
+"""Take what a window of tools/caffe/gpu_paper_run.py returned (the files of its $OUT, copied here) and
 turn each returned run into a run folder here, and keep what the next window resumes.
 
-    tools/adopt_gpu_runs.py FOLDER [--runs-dir runs/gpu-paper] [--partial results/paper/partial]
+    tools/caffe/adopt_gpu_runs.py FOLDER [--runs-dir runs/gpu-paper] [--partial results/paper/partial]
 
 For each <job>.tar.gz named in FOLDER/session.json: the run folder goes to RUNS_DIR/<job> (replacing
 an older one), its learning curve is redrawn from all its logs, and its provenance.json gains
@@ -10,7 +10,8 @@ an older one), its learning curve is redrawn from all its logs, and its provenan
 NVIDIA_TF32_OVERRIDE, batching form, solver label, concurrency, seconds, iterations, images/s).
 A finished run (final.caffemodel, or the job's stop iteration reached) leaves
 PARTIAL/<job>.finished.json; an unfinished one leaves PARTIAL/<job>.tar.gz, which the next
-`tools/gpu_paper_run.py prepare` and window resume. Commit PARTIAL so a later session has it.
+`tools/caffe/gpu_paper_run.py prepare` and window resume. Commit PARTIAL: the next window, from any
+clone, starts from it.
 """
 import argparse
 import json
@@ -18,7 +19,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from sdc import atomic, caffe_log, paper_kit, provenance, training, weights
+import _init_paths  # noqa: F401  (tools/ on sys.path)
+from sdc import atomic, caffe_log, hashing, paper_kit, provenance, training
 from sdc.errors import UserError, run_main
 
 
@@ -32,7 +34,7 @@ def adopt_job(name, entry, folder, runs_dir, partial_dir):
         staging = tmp.parent / "unpacked"   # inside atomic_path's temporary folder, removed with it
         (top,) = paper_kit.unpack(archive, staging)
         if top != name:
-            raise UserError(f"{archive} holds {top}/, not {name}/: it was not written by tools/gpu_paper_run.py")
+            raise UserError(f"{archive} holds {top}/, not {name}/: it was not written by tools/caffe/gpu_paper_run.py")
         (staging / top).rename(tmp)
     windows = paper_kit.read_json(run_dir / paper_kit.WINDOWS_FILE, [])
     record = provenance.read(run_dir)
@@ -47,7 +49,7 @@ def adopt_job(name, entry, folder, runs_dir, partial_dir):
         final = run_dir / training.FINAL_MODEL
         note = {"iteration": entry["returned_iteration"], "target_iteration": entry["target_iteration"],
                 "run_dir": provenance.shown(run_dir), "windows": len(windows),
-                "final_caffemodel_sha1": weights.sha1_of(final) if final.is_file() else None}
+                "final_caffemodel_sha1": hashing.sha1_file(final) if final.is_file() else None}
         atomic.write_text(done_note, json.dumps(note, indent=1) + "\n")
         partial.unlink(missing_ok=True)
         return f"{name}: finished at iteration {entry['returned_iteration']} -> {run_dir}"
@@ -72,7 +74,7 @@ def main(argv=None):
     session = paper_kit.read_json(args.folder / paper_kit.SESSION_FILE)
     if session is None:
         raise UserError(f"{args.folder / paper_kit.SESSION_FILE} not found: pass the folder holding the files "
-                        "tools/gpu_paper_run.py run wrote")
+                        "tools/caffe/gpu_paper_run.py run wrote")
     jobs = session.get("jobs", {})
     if not jobs:
         print(f"{args.folder}: this window trained nothing (see {paper_kit.SUMMARY_FILE})", file=sys.stderr)

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Write the nets a GPU session runs with the bundled `caffe` (no pycaffe there), two per variant
-and batch: the timing net of tools/bench_caffe.py as is (a cuDNN build then uses cuDNN for
-convolution, average pooling, ReLU and softmax), and the same net with every layer that has an
-engine set to CAFFE (Caffe's own CUDA kernels: the path without cuDNN).
+and batch: the timing net of tools/extra/bench_caffe.py (sdc.timing.timing_net) as is (a cuDNN
+build then uses cuDNN for convolution, average pooling, ReLU and softmax), and the same net with
+every layer that has an engine set to CAFFE (Caffe's own CUDA kernels: the path without cuDNN).
 
-    tools/make_session_nets.py OUT_DIR [--variants ...] [--batch 1 18 64]
+    tools/caffe/make_session_nets.py OUT_DIR [--variants ...] [--batch 1 18 64]
 
 Files: OUT_DIR/<variant>_b<batch>_<cudnn|caffe>.prototxt.
 """
@@ -13,9 +13,10 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
-import bench_caffe
-from sdc import atomic, caffe_env
+import _init_paths  # noqa: F401  (tools/ on sys.path)
+from sdc import atomic, caffe_env, paths, timing
 from sdc.errors import run_main
+from sdc.variants import VARIANTS
 
 # Layer types with a cuDNN implementation, and the parameter that holds their engine.
 # SoftmaxWithLoss builds its Softmax from its own softmax_param.
@@ -38,14 +39,14 @@ def with_caffe_engine(net_text):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
-    ap.add_argument("--variants", nargs="+", default=bench_caffe.VARIANTS, choices=bench_caffe.VARIANTS)
+    ap.add_argument("--variants", nargs="+", default=VARIANTS, choices=VARIANTS)
     ap.add_argument("--batch", nargs="+", type=int, default=[1, 18, 64])
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for variant in args.variants:
-        deploy = bench_caffe.REPO / "prototxt" / f"{variant}_deploy.prototxt"
+        deploy = paths.deploy_prototxt(variant)
         for batch in args.batch:
-            text = bench_caffe.timing_net(deploy, batch)
+            text = timing.timing_net(deploy, batch)
             atomic.write_text(args.out / f"{variant}_b{batch}_cudnn.prototxt", text)
             atomic.write_text(args.out / f"{variant}_b{batch}_caffe.prototxt", with_caffe_engine(text))
     print(args.out)

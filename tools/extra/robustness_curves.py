@@ -2,7 +2,7 @@
 """Accuracy against the strength of each degradation (beyond the paper): luminance alpha 0-1.2,
 noise SNR 10-50 dB, motion-blur length 1-9.
 
-    tools/robustness_curves.py --model SDC-SN-ELF-MRF runs/paper/SDC-SN-ELF-MRF/final.caffemodel \\
+    tools/extra/robustness_curves.py --model SDC-SN-ELF-MRF runs/paper/SDC-SN-ELF-MRF/final.caffemodel \\
                                    prototxt/SDC-SN-ELF-MRF_deploy.prototxt \\
                                --model released/SDC-SN-ELF-MRF <caffemodel> <deploy> ... \\
                                --out results/paper/robustness [--lmdb-dir datasets/work/lmdb] [--draws 1]
@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sdc import atomic, degrade, evaluation, lmdb_io, neu, plotting, provenance, stats, weights
+import _init_paths  # noqa: F401  (tools/ on sys.path)
+from sdc import atomic, cli, degrade, hashing, inference, lmdb_io, plotting, provenance, stats
 from sdc.errors import UserError, run_main
 
 DEFAULT_SEED = 2019
@@ -75,7 +76,7 @@ _state = {}
 
 def read_originals(lmdb_dir, per_class):
     originals, seen = [], {}
-    for key, image, label in evaluation.LmdbSource(Path(lmdb_dir) / lmdb_io.test_name("original")).read():
+    for key, image, label in lmdb_io.LmdbSource(Path(lmdb_dir) / lmdb_io.test_name("original")).read():
         seen[label] = seen.get(label, 0) + 1
         if per_class is None or seen[label] <= per_class:
             originals.append((key, image, label))
@@ -84,7 +85,7 @@ def read_originals(lmdb_dir, per_class):
 
 def set_up(models, batch, lmdb_dir, per_class, gpu=None):
     """Load the nets and the test images (in each worker process, or in this one)."""
-    _state["nets"] = {name: evaluation.load_net(deploy, model, batch, gpu) for name, (model, deploy) in models.items()}
+    _state["nets"] = {name: inference.load_net(deploy, model, batch, gpu) for name, (model, deploy) in models.items()}
     _state["originals"] = read_originals(lmdb_dir, per_class)
 
 
@@ -94,7 +95,7 @@ def sweep_level(job):
     images = list(degraded_images(_state["originals"], degradation, level, draws, seed))
     rows = []
     for name, net in _state["nets"].items():
-        predictions = evaluation.predict(net, images, f"{degradation} {level}")
+        predictions = inference.predict(net, images, f"{degradation} {level}")
         interval = stats.accuracy_interval(predictions.correct, clusters(predictions.keys, draws))
         correct, n = int(predictions.correct.sum()), len(predictions)
         rows.append((name, degradation, level, correct, n, correct / n, interval.low, interval.high))
@@ -112,9 +113,9 @@ def sweep(args, models):
     setup = (models, args.batch, args.lmdb_dir, args.per_class)
     if args.gpu is not None or args.workers <= 1:
         set_up(*setup, args.gpu)
-        with evaluation.blas_threads(evaluation.WORKER_BLAS_THREADS):
+        with inference.blas_threads(inference.WORKER_BLAS_THREADS):
             return collect(map(sweep_level, jobs), len(jobs))
-    with evaluation.worker_pool(args.workers, set_up, setup) as pool:
+    with inference.worker_pool(args.workers, set_up, setup) as pool:
         return collect(pool.imap(sweep_level, jobs), len(jobs))
 
 
@@ -165,16 +166,16 @@ def main():
     parser.add_argument("--model", nargs=3, action="append", required=True, metavar=("NAME", "CAFFEMODEL", "DEPLOY"),
                         help="a model to sweep (repeatable)")
     parser.add_argument("--out", type=Path, required=True, help="output folder, e.g. results/paper/robustness")
-    parser.add_argument("--lmdb-dir", type=Path, default=neu.LMDB_DIR, help="default: %(default)s")
+    cli.add_lmdb_dir(parser, "folder of test_original_lmdb")
     parser.add_argument("--degradations", nargs="+", choices=tuple(SWEEPS), default=tuple(SWEEPS),
                         help="default: all three")
     parser.add_argument("--draws", type=int, default=1, help="random draws per image and level (default: %(default)s)")
     parser.add_argument("--per-class", type=int, help="only the first N test images per class (quick runs)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="default: %(default)s")
-    parser.add_argument("--batch", type=int, default=evaluation.DEFAULT_BATCH, help="default: %(default)s")
+    parser.add_argument("--batch", type=int, default=inference.DEFAULT_BATCH, help="default: %(default)s")
     parser.add_argument("--workers", type=int, default=os.cpu_count(),
                         help="CPU only: processes with one BLAS thread each (default: the %(default)s cores)")
-    parser.add_argument("--gpu", type=int, help="GPU id (default: CPU)")
+    cli.add_gpu(parser)
     parser.add_argument("--force", action="store_true", help="sweep even if --out is up to date")
     args = parser.parse_args()
     if min(args.draws, args.batch, args.workers) < 1:
@@ -185,8 +186,8 @@ def main():
     models = parse_models(args.model)
     n_images = len(read_originals(args.lmdb_dir, args.per_class))  # fails early on a bad LMDB
     for name, (model, deploy) in models.items():
-        evaluation.load_net(deploy, model, 1)  # fails early, once, on a bad model
-    inputs = {"models": {name: {"caffemodel_sha1": weights.sha1_of(model), "deploy_sha256": neu.sha256_file(deploy)}
+        inference.load_net(deploy, model, 1)  # fails early, once, on a bad model
+    inputs = {"models": {name: {"caffemodel_sha1": hashing.sha1_file(model), "deploy_sha256": hashing.sha256_file(deploy)}
                          for name, (model, deploy) in models.items()},
               "test_original_lmdb": (lmdb_io.read_info(args.lmdb_dir / lmdb_io.test_name("original")) or {}).get("fingerprint"),
               "per_class": args.per_class, "draws": args.draws, "seed": args.seed,
@@ -206,7 +207,7 @@ def main():
         for degradation in args.degradations:
             plotting.save(plot(rows, degradation), tmp / f"robustness_{degradation}")
         provenance.write(tmp, gpu=args.gpu, seeds={"degradations": args.seed}, wall_times={"sweep": wall},
-                         command="tools/robustness_curves.py", lmdb_dir=provenance.shown(args.lmdb_dir),
+                         command="tools/extra/robustness_curves.py", lmdb_dir=provenance.shown(args.lmdb_dir),
                          images=n_images, draws=args.draws,
                          models={n: {"caffemodel": provenance.shown(m), "deploy": provenance.shown(d)}
                                  for n, (m, d) in models.items()})

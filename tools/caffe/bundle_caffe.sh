@@ -2,9 +2,9 @@
 # Pack a Caffe build into a relocatable, xz-compressed tarball that runs on a machine without
 # build tools or the system packages it was built against.
 #
-#   tools/bundle_caffe.sh PREFIX [--out FILE.tar.xz] [--with-unit-tests]
+#   tools/caffe/bundle_caffe.sh PREFIX [--out FILE.tar.xz] [--with-unit-tests]
 #
-# PREFIX is a build's prefix (tools/install_caffe.sh prints it). The tarball holds one folder,
+# PREFIX is a build's prefix (tools/caffe/install_caffe.sh prints it). The tarball holds one folder,
 # caffe-<variant>-<key>/, with
 #   bin/            the Caffe tools (caffe, dump_net_io, upgrade_net_proto_text, ...)
 #   bin/caffe-run   the launcher: sets LD_LIBRARY_PATH and runs a tool (default: caffe)
@@ -16,7 +16,7 @@
 #   BUILD_INFO.json the build's source hash, patches and flags; bundle.json: what was bundled
 #   cuda-libs.txt   the NVIDIA libraries the launcher must find (empty for a CPU build)
 # --with-unit-tests adds bin/caffe_unit_tests and the test data it reads (src/caffe/test/test_data),
-# for running Caffe's own tests on a GPU machine (tools/gpu_session.sh).
+# for running Caffe's own tests on a GPU machine (tools/caffe/gpu_session.sh).
 set -euo pipefail
 
 log() { printf 'bundle_caffe: %s\n' "$*" >&2; }
@@ -33,18 +33,18 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-[ -n "$prefix" ] || die "no PREFIX given: pass the build prefix tools/install_caffe.sh printed"
+[ -n "$prefix" ] || die "no PREFIX given: pass the build prefix tools/caffe/install_caffe.sh printed"
 prefix=$(cd "$prefix" 2>/dev/null && pwd) || die "no such folder: $prefix"
 entry=$(dirname "$prefix")
 readonly PB2=python/caffe/proto/caffe_pb2.py
 [ -x "$prefix/bin/caffe" ] && [ -f "$entry/BUILD_INFO.json" ] && [ -f "$prefix/$PB2" ] \
-  || die "$prefix is not a completed Caffe build (needs bin/caffe, $PB2 and ../BUILD_INFO.json): run tools/install_caffe.sh"
+  || die "$prefix is not a completed Caffe build (needs bin/caffe, $PB2 and ../BUILD_INFO.json): run tools/caffe/install_caffe.sh"
 name=$(basename "$entry")
 [ -n "$out" ] || out=$PWD/$name.tar.xz
 out=$(cd "$(dirname "$out")" 2>/dev/null && pwd)/$(basename "$out") || die "no folder for --out $out"
 if [ "$with_tests" = 1 ]; then
   [ -x "$prefix/bin/caffe_unit_tests" ] \
-    || die "$prefix has no caffe_unit_tests: rebuild with tools/install_caffe.sh --with-caffe-tests"
+    || die "$prefix has no caffe_unit_tests: rebuild with tools/caffe/install_caffe.sh --with-caffe-tests"
 fi
 
 # Libraries the target machine supplies: the C/C++ runtime, and NVIDIA's (its driver, and the CUDA

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How close each noisy test image comes to the paper's SNR (Fu et al. 2019, Eq. 5).
 
-    tools/noise_snr.py [--neu-dir DIR] [--seed 2019] [--size 256] [--per-class N]
+    tools/extra/noise_snr.py [--neu-dir DIR] [--seed 2019] [--size 256] [--per-class N]
 
 Redraws the noise of the enhanced set's noise subsets exactly as tools/make_enhanced.py does (same
 seed, same per-image streams) and prints, per subset, the distribution of SNR - target over the draws:
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sdc import degrade, neu, split
+import _init_paths  # noqa: F401  (tools/ on sys.path)
+from sdc import cli, degrade, neu, split
 from sdc.errors import run_main
 
 
@@ -30,10 +31,7 @@ def describe(deviations):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--neu-dir", help=f"NEU-CLS root (default: ${neu.ENV_VAR}, else datasets/NEU-CLS)")
-    parser.add_argument("--test-list", default=split.DEFAULT_DIR / "test.txt", help="default: %(default)s")
-    parser.add_argument("--seed", type=int, default=degrade.DEFAULT_SEED, help="default: %(default)s")
-    parser.add_argument("--size", type=int, default=neu.NETWORK_SIDE, help="default: %(default)s")
+    cli.add_test_images(parser)
     parser.add_argument("--per-class", type=int, help="only the first N test images per class")
     args = parser.parse_args()
     files = neu.verified_files(neu.locate(args.neu_dir))

@@ -2,7 +2,7 @@
 """Compare two folders of arrays written by Caffe's dump_net_io (outputs, input and parameter
 gradients of one forward/backward pass), e.g. a GPU run against the CPU build's reference.
 
-    tools/compare_net_io.py REFERENCE CANDIDATE [--rtol 1e-4] [--metric rel_max|rel_l2] [--json FILE] [--label NAME]
+    tools/caffe/compare_net_io.py REFERENCE CANDIDATE [--rtol 1e-4] [--metric rel_max|rel_l2] [--json FILE] [--label NAME]
 
 Per array: rel_max = max|c - r| / max|r| and rel_l2 = ||c - r|| / ||r|| (absolute where r is all
 zero). The candidate passes when every array of the reference is there, with its shape, and its
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+import _init_paths  # noqa: F401  (tools/ on sys.path)
 from sdc import atomic
 from sdc.errors import UserError, run_main
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Dead ReLUs and weight movement of trained snapshots: why a training collapsed to one class.
 
-    tools/relu_census.py --deploy prototxt/SDC-SN-ELF-MRF_deploy.prototxt --start START.caffemodel \
+    tools/extra/relu_census.py --deploy prototxt/SDC-SN-ELF-MRF_deploy.prototxt --start START.caffemodel \
                          --model NAME=SNAPSHOT.caffemodel [--model ...] [--lmdb datasets/work/lmdb/test_original_lmdb]
                          [--images 60] --out results/solver_study/relu_census.csv
 
@@ -14,7 +14,8 @@ import csv
 import io
 from pathlib import Path
 
-from sdc import activity, atomic, cli, evaluation, neu
+import _init_paths  # noqa: F401  (tools/ on sys.path)
+from sdc import activity, atomic, cli, inference, lmdb_io, paths
 from sdc.errors import UserError, run_main
 
 FIELDS = ("model", "layer", "kind", "zero_fraction", "dead_channels", "channels", "weight_norm", "weight_change")
@@ -37,7 +38,7 @@ def main(argv=None):
     parser.add_argument("--start", type=Path, required=True, help="the start weights the changes are measured from")
     parser.add_argument("--model", type=cli.labelled_path("NAME=FILE.caffemodel"), action="append", required=True,
                         metavar="NAME=FILE")
-    parser.add_argument("--lmdb", type=Path, default=neu.LMDB_DIR / "test_original_lmdb")
+    parser.add_argument("--lmdb", type=Path, default=paths.LMDB_DIR / "test_original_lmdb")
     parser.add_argument("--images", type=int, default=60, help="how many test images (default 60)")
     parser.add_argument("--out", type=Path, required=True, help="CSV to write")
     args = parser.parse_args(argv)
@@ -48,8 +49,8 @@ def main(argv=None):
             raise UserError(f"caffemodel {path} not found: pass an existing snapshot")
     rows = []
     for name, path in args.model:
-        net = evaluation.open_net(args.deploy, path, batch=10)
-        relus = activity.relu_activity(net, evaluation.LmdbSource(args.lmdb).read(0, args.images))
+        net = inference.open_net(args.deploy, path, batch=10)
+        relus = activity.relu_activity(net, lmdb_io.LmdbSource(args.lmdb).read(0, args.images))
         changes = activity.weight_change(path, args.start)
         rows.extend(rows_of(name, relus, changes))
         dead = ", ".join(f"{r.layer} {r.dead_channels}/{r.channels}" for r in relus if r.dead_channels)

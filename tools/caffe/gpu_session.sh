@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Everything that needs the GPU, as one command on a GPU machine that has no build tools and no
-# pycaffe (the team's H100/H200: Python 3 with numpy, the nvidia-* wheels under /opt).
+# pycaffe (e.g. an H100 or H200 with Python 3, numpy and the nvidia-* wheels under /opt).
 #
-#   tools/gpu_session.sh prepare [--cuda-prefix P] [--cpu-prefix P] [--kit DIR]     (here)
-#   tools/gpu_session.sh run [--kit DIR] [--out DIR] [--budget SECONDS]             (GPU machine)
-#   tools/gpu_session.sh dry-run [--out DIR]                                        (here, CPU only)
+#   tools/caffe/gpu_session.sh prepare [--cuda-prefix P] [--cpu-prefix P] [--kit DIR]     (here)
+#   tools/caffe/gpu_session.sh run [--kit DIR] [--out DIR] [--budget SECONDS]             (GPU machine)
+#   tools/caffe/gpu_session.sh dry-run [--out DIR]                                        (here, CPU only)
 #
 # prepare packs the kit (default .carry/gpu-session, git-ignored, carried to the GPU machine):
-#   caffe-gpu.tar.xz  the CUDA build (tools/bundle_caffe.sh --with-unit-tests): caffe, dump_net_io,
+#   caffe-gpu.tar.xz  the CUDA build (tools/caffe/bundle_caffe.sh --with-unit-tests): caffe, dump_net_io,
 #                     caffe_unit_tests, their libraries; the launcher finds cuBLAS/cuRAND/cuDNN/cudart
 #   nets/             timing nets of the three variants, batch 1, 18, 64, engine cuDNN and CAFFE
 #   equiv/            the same nets at batch 2, for the CPU/GPU comparison
@@ -17,7 +17,7 @@
 #   1. versions: GPU, driver, CUDA runtime, cuDNN, cuBLAS (wheel versions and the loaded libraries)
 #   2. dump_net_io of each variant on the GPU (cuDNN and CAFFE engines, TF32 off; two passes, so
 #      the cached cuDNN algorithm path is compared too), and on the CPU of the same bundle, each
-#      compared with the reference (tools/compare_net_io.py, rel_max <= 1e-4); the batched CAFFE
+#      compared with the reference (tools/caffe/compare_net_io.py, rel_max <= 1e-4); the batched CAFFE
 #      engine against its per-image loops (CAFFE_CONV_BATCH_BYTES=0) on the GPU (<= 1e-5); cuDNN
 #      with TF32 allowed against the reference, for information
 #   3. Caffe's GPU unit tests for the layers our nets use (Convolution incl. CuDNN, Pooling, ReLU
@@ -34,7 +34,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(dirname "$here")
+repo=$(cd "$here/../.." && pwd)
 log() { printf 'gpu_session: %s\n' "$*" >&2; }
 die() { printf 'gpu_session: error: %s\n' "$*" >&2; exit 1; }
 readonly VARIANTS="SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF"
@@ -56,14 +56,14 @@ prepare() {
   [ -x "$py" ] || die "no project venv at $repo/.venv: run tools/run_tests.sh once"
   if [ -z "$cpu_prefix" ]; then
     cpu_prefix=$("$py" -c 'from sdc import caffe_env; print(caffe_env.prefix())') \
-      || die "no CPU build linked into .venv: run tools/install_caffe.sh --venv .venv"
+      || die "no CPU build linked into .venv: run tools/caffe/install_caffe.sh --venv .venv"
   fi
   if [ -z "$cuda_prefix" ]; then
     cuda_prefix=$("$here/install_caffe.sh" --cuda --cuda-arch 90 --python "$py" --print-prefix) \
-      || die "no CUDA build for sm_90: run tools/install_caffe.sh --cuda --cuda-arch 90 --python $py --with-caffe-tests"
+      || die "no CUDA build for sm_90: run tools/caffe/install_caffe.sh --cuda --cuda-arch 90 --python $py --with-caffe-tests"
   fi
   for p in "$cpu_prefix" "$cuda_prefix"; do
-    [ -x "$p/bin/dump_net_io" ] || die "$p has no dump_net_io (tools/caffe-patches/0006): rebuild it with tools/install_caffe.sh"
+    [ -x "$p/bin/dump_net_io" ] || die "$p has no dump_net_io (tools/caffe/caffe-patches/0006): rebuild it with tools/caffe/install_caffe.sh"
   done
   local final=$kit
   kit=$final.partial   # renamed to $final when complete: a failed prepare leaves no half kit
@@ -97,7 +97,7 @@ atomic.write_text(Path(kit) / "KIT.json", json.dumps(info, indent=1) + "\n")
 EOF
   rm -rf "$final"
   mv "$kit" "$final"
-  log "kit ready: $final ($(du -sh "$final" | cut -f1)); on the GPU machine: bash tools/gpu_session.sh run (carry ${final#"$repo"/})"
+  log "kit ready: $final ($(du -sh "$final" | cut -f1)); on the GPU machine: bash tools/caffe/gpu_session.sh run (carry ${final#"$repo"/})"
   echo "$final"
 }
 
@@ -130,7 +130,7 @@ run() {
     esac
     shift
   done
-  [ -f "$kit/caffe-gpu.tar.xz" ] || die "no kit at $kit: run 'tools/gpu_session.sh prepare' first and carry ${kit#"$repo"/}"
+  [ -f "$kit/caffe-gpu.tar.xz" ] || die "no kit at $kit: run 'tools/caffe/gpu_session.sh prepare' first and carry ${kit#"$repo"/}"
   export GLOG_logtostderr=1 GLOG_minloglevel=0   # full logs: `caffe time` reports at INFO level
   mkdir -p "$out" || die "cannot create $out"
   started=$SECONDS
@@ -305,7 +305,7 @@ dry_run() {
   done
   local cpu_prefix kit
   cpu_prefix=$("$repo/.venv/bin/python" -c 'from sdc import caffe_env; print(caffe_env.prefix())') \
-    || die "no CPU build linked into .venv: run tools/install_caffe.sh --venv .venv --with-caffe-tests"
+    || die "no CPU build linked into .venv: run tools/caffe/install_caffe.sh --venv .venv --with-caffe-tests"
   [ -x "$cpu_prefix/bin/caffe_unit_tests" ] || die "$cpu_prefix has no unit tests: rebuild with --with-caffe-tests"
   kit=$(mktemp -d /tmp/gpu-session-kit.XXXXXX)
   [ -n "$dry_out" ] || dry_out=$(mktemp -d /tmp/gpu-session-out.XXXXXX)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build pinned, patched BVLC Caffe into a cache outside the clone and print its prefix.
 #
-#   tools/install_caffe.sh [--cuda [--cuda-arch "75 80 86 89 90"]] [--with-caffe-tests]
+#   tools/caffe/install_caffe.sh [--cuda [--cuda-arch "75 80 86 89 90"]] [--with-caffe-tests]
 #                          [--python PY] [--venv DIR] [--cache DIR] [--jobs N] [--no-apt]
 #                          [--source caffe_1.0.0+git20180821.99bd997.orig.tar.gz | caffe-99bd997.tar.gz]
 #                          [--check-source]   (fetch and verify the source, build nothing)
@@ -10,7 +10,7 @@
 # Source: Debian bullseye's `caffe` source package 1.0.0+git20180821.99bd997-8, whose orig
 # tarball is BVLC/caffe commit 99bd997 (sha256 checked). Where no Debian mirror is configured
 # (Ubuntu, Docker) the GitHub archive of that commit is used and checked file by file against
-# tools/caffe-source.sha256 (made from the Debian tarball). Patches: tools/caffe-patches/*.patch.
+# tools/caffe/caffe-source.sha256 (made from the Debian tarball). Patches: tools/caffe/caffe-patches/*.patch.
 #
 # The cache entry is keyed by source hash + patches + build flags + Python; a second call with
 # the same key only re-links pycaffe into the venv and returns. An entry is complete only when
@@ -33,7 +33,7 @@ readonly TESTS="caffe_main,convolution_layer,pooling_layer,concat_layer,neuron_l
 readonly CUDNN_WHEEL_VERSION="9.19.0.56"   # the cuDNN PyTorch 2.11 (cu130) pins
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(dirname "$here")
+repo=$(cd "$here/../.." && pwd)
 log() { printf 'install_caffe: %s\n' "$*" >&2; }
 die() { printf 'install_caffe: error: %s\n' "$*" >&2; exit 1; }
 
@@ -213,7 +213,7 @@ unpack_verified() {  # $1 = tarball, $2 = empty dir: the Debian orig by sha256, 
   fi
   tar xzf "$tarball" -C "$dest" --strip-components=1 2>/dev/null \
     && (cd "$dest" && sha256sum --quiet --strict -c "$here/caffe-source.sha256" >&2 2>/dev/null) \
-    || die "Caffe source checksum mismatch for $tarball: expected sha256 $ORIG_SHA256 (Debian orig) or a tree matching tools/caffe-source.sha256 (GitHub archive of $CAFFE_COMMIT), got $got"
+    || die "Caffe source checksum mismatch for $tarball: expected sha256 $ORIG_SHA256 (Debian orig) or a tree matching tools/caffe/caffe-source.sha256 (GitHub archive of $CAFFE_COMMIT), got $got"
   log "source: $(basename "$tarball") (all $(wc -l < "$here/caffe-source.sha256") files verified)"
 }
 fetch_source() {  # $1 = empty dir to fill with the pristine tree

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Table 4 timings: `caffe time` per batch size, and pycaffe's time to classify one image.
 
-    tools/bench_caffe.py [--variants SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF] [--batch 1 64]
+    tools/extra/bench_caffe.py [--variants SDC-SN SDC-SN-ELF SDC-SN-ELF-MRF] [--batch 1 64]
                          [--iterations 20] [--pycaffe-repeats 50] [--weights-dir pretrained/weights]
                          [--image BMP | --neu-dir DIR] [--gpu N] [--per-layer] [--out docs/benchmark_cpu.md]
 
@@ -14,7 +14,7 @@ and forward+backward per batch.
 
 pycaffe (batch 1, median of --pycaffe-repeats after one warm-up, with the authors' released weights
 from --weights-dir; the values do not change the time): the forward pass alone
-(sdc.evaluation.latency_ms, the number tools/evaluate.py puts in Table 4), and end to end, from the
+(sdc.inference.latency_ms, the number tools/evaluate.py puts in Table 4), and end to end, from the
 BMP file to the class: read, resize 200->256, grey to BGR, mean, forward, argmax. --pycaffe-repeats 0
 skips it. Writes the Markdown report and, beside it, a .json with the numbers and their provenance.
 """
@@ -28,39 +28,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from google.protobuf import text_format
 from tqdm import tqdm
 
-from sdc import atomic, caffe_env, evaluation, gpu, neu, provenance, split, tables
+import _init_paths  # noqa: F401  (tools/ on sys.path)
+from sdc import atomic, caffe_env, cli, gpu, inference, neu, paths, provenance, split, tables, timing
 from sdc.errors import UserError, run_main
+from sdc.variants import VARIANTS
 
-REPO = Path(__file__).resolve().parents[1]
-VARIANTS = ["SDC-SN", "SDC-SN-ELF", "SDC-SN-ELF-MRF"]
-PAPER_VALUES = REPO / "docs" / "paper_values.csv"
 # The lines `caffe time` ends with (tools/caffe.cpp), one value each.
 SUMMARY = {"forward_ms": re.compile(r"Average Forward pass: ([0-9.]+) ms"),
            "backward_ms": re.compile(r"Average Backward pass: ([0-9.]+) ms"),
            "forward_backward_ms": re.compile(r"Average Forward-Backward: ([0-9.]+) ms")}
 LAYER_TIME = re.compile(r"\]\s+(\S+)\s+(forward|backward): ([0-9.]+) ms")
-
-
-def timing_net(deploy_path, batch):
-    """The deploy net with batch-size inputs and a loss, as NetParameter text."""
-    net = caffe_env.read_proto(deploy_path, caffe_env.caffe_pb2().NetParameter())
-    data = next(layer for layer in net.layer if layer.type == "Input")
-    data.input_param.shape[0].dim[0] = batch
-    label = net.layer.add(name="label", type="Input", top=["label"])
-    label.input_param.shape.add(dim=[batch])
-    net.layer.insert(1, label)
-    del net.layer[-1]
-    softmax = net.layer[-1]
-    if softmax.type != "Softmax":
-        raise UserError(f"{deploy_path}: expected the last layer to be Softmax, found {softmax.type}")
-    softmax.type = "SoftmaxWithLoss"
-    softmax.name = softmax.top[0] = "loss"
-    softmax.bottom.append("label")
-    return text_format.MessageToString(net)
 
 
 def parse_caffe_time(log):
@@ -70,7 +49,7 @@ def parse_caffe_time(log):
         match = pattern.search(log)
         if match is None:
             raise UserError(f"caffe time printed no '{pattern.pattern.split(':')[0]}' line: "
-                            "check the Caffe build (tools/install_caffe.sh)")
+                            "check the Caffe build (tools/caffe/install_caffe.sh)")
         result[key] = float(match.group(1))
         lines.append(log[log.rfind("\n", 0, match.start()) + 1:log.find("\n", match.end())].strip())
     result["caffe_lines"] = lines
@@ -103,7 +82,7 @@ def released_model(weights_dir, variant):
 
 def first_test_image(neu_dir):
     """The first image of the committed test split, wherever the NEU-CLS layout puts it."""
-    name = Path(split.read_list(split.DEFAULT_DIR / "test.txt")[0][0]).name
+    name = Path(split.read_list(paths.SPLITS_DIR / "test.txt")[0][0]).name
     root = neu.locate(neu_dir)
     found = neu.scan(root).get(name)
     if not found:
@@ -111,32 +90,23 @@ def first_test_image(neu_dir):
     return found[0]
 
 
-def network_input(image_path):
-    """The uint8 3 x 256 x 256 input the LMDB builder makes of a grey BMP (bilinear resize, grey as B, G, R)."""
-    side = neu.NETWORK_SIDE
-    grey = neu.load(image_path)
-    if grey.shape != (side, side):
-        grey = neu.resize_bilinear(grey, side)
-    return np.broadcast_to(grey, (3, side, side))
-
-
 def end_to_end_ms(deploy, model, image_path, repeats, gpu_id):
     """Median wall time to classify the BMP at ``image_path`` (read, resize, mean, forward, argmax)
     after one warm-up, and the class it gets. Repeated reads come from the page cache."""
-    net = evaluation.load_net(deploy, model, 1, gpu_id)
-    data = net.blobs[evaluation.INPUT_BLOB].data
+    net = inference.load_net(deploy, model, 1, gpu_id)
+    data = net.blobs[inference.INPUT_BLOB].data
 
     def classify():
-        data[0] = network_input(image_path)
-        data[0] -= evaluation.MEAN_BGR[:, None, None]
-        return int(net.forward()[evaluation.OUTPUT_BLOB][0].argmax())
+        data[0] = neu.network_input(image_path)
+        data[0] -= inference.MEAN_BGR[:, None, None]
+        return int(net.forward()[inference.OUTPUT_BLOB][0].argmax())
 
-    return evaluation.median_ms(classify, repeats), classify()
+    return timing.median_ms(classify, repeats), classify()
 
 
 def pycaffe_row(variant, model, image_path, repeats, gpu_id):
-    deploy = REPO / "prototxt" / f"{variant}_deploy.prototxt"
-    forward = evaluation.latency_ms(deploy, model, network_input(image_path), repeats, gpu_id)
+    deploy = paths.deploy_prototxt(variant)
+    forward = inference.latency_ms(deploy, model, neu.network_input(image_path), repeats, gpu_id)
     end_to_end, predicted = end_to_end_ms(deploy, model, image_path, repeats, gpu_id)
     return {"variant": variant, "model": str(model), "image": str(image_path), "repeats": repeats,
             "forward_ms": forward, "end_to_end_ms": end_to_end, "predicted_class": neu.CLASSES[predicted].folder}
@@ -144,7 +114,7 @@ def pycaffe_row(variant, model, image_path, repeats, gpu_id):
 
 def paper_latency():
     """The paper's Table 4 running time of SDC-SN-ELF-MRF, with its source, from docs/paper_values.csv."""
-    cell = tables.load_paper_values(PAPER_VALUES).get(("4", "SDC-SN-ELF-MRF", "latency_ms"))
+    cell = tables.load_paper_values(paths.PAPER_VALUES).get(("4", "SDC-SN-ELF-MRF", "latency_ms"))
     return None if cell is None else {"ms_per_image": cell.value, "source": cell.source}
 
 
@@ -190,11 +160,11 @@ def main(argv=None):
     ap.add_argument("--iterations", type=int, default=20, help="`caffe time` iterations (default %(default)s)")
     ap.add_argument("--pycaffe-repeats", type=int, default=50,
                     help="timed pycaffe runs per network (0: skip pycaffe; default %(default)s)")
-    ap.add_argument("--weights-dir", type=Path, default=REPO / "pretrained" / "weights",
+    ap.add_argument("--weights-dir", type=Path, default=paths.WEIGHTS_DIR,
                     help="folder with <variant>.caffemodel (default: pretrained/weights)")
     ap.add_argument("--image", type=Path, help="BMP to classify (default: the first test-split image in NEU-CLS)")
-    ap.add_argument("--neu-dir", help="NEU-CLS folder for the default --image (default: $NEU_DIR)")
-    ap.add_argument("--gpu", type=int, default=None, metavar="N", help="time on GPU N (default: CPU)")
+    cli.add_neu_dir(ap, ", for the default --image")
+    cli.add_gpu(ap, "time on GPU N (default: CPU)")
     ap.add_argument("--per-layer", action="store_true", help="add the per-layer breakdown")
     ap.add_argument("--out", type=Path, help="markdown report (default docs/benchmark_<cpu|gpu>.md)")
     args = ap.parse_args(argv)
@@ -204,7 +174,7 @@ def main(argv=None):
     if args.gpu is not None:
         gpu.require(args.gpu)
     caffe_env.import_caffe()
-    out = args.out or REPO / "docs" / f"benchmark_{'cpu' if args.gpu is None else 'gpu'}.md"
+    out = args.out or paths.REPO / "docs" / f"benchmark_{'cpu' if args.gpu is None else 'gpu'}.md"
     models, image = {}, None
     if args.pycaffe_repeats:
         models = {variant: released_model(args.weights_dir, variant) for variant in args.variants}
@@ -215,11 +185,11 @@ def main(argv=None):
     rows, pycaffe = [], []
     with tqdm(total=len(args.variants) * (len(args.batch) + bool(models)), desc="benchmark", unit="run") as bar:
         for variant in args.variants:
-            deploy = REPO / "prototxt" / f"{variant}_deploy.prototxt"
+            deploy = paths.deploy_prototxt(variant)
             for batch in args.batch:
                 bar.set_postfix_str(f"caffe time {variant} batch {batch}")
                 row = {"variant": variant, "batch": batch,
-                       **caffe_time(timing_net(deploy, batch), args.iterations, args.gpu)}
+                       **caffe_time(timing.timing_net(deploy, batch), args.iterations, args.gpu)}
                 row["forward_ms_per_image"] = row["forward_ms"] / batch
                 row["images_per_s"] = 1000 * batch / row["forward_ms"]
                 rows.append(row)
@@ -228,7 +198,7 @@ def main(argv=None):
                 bar.set_postfix_str(f"pycaffe {variant}")
                 pycaffe.append(pycaffe_row(variant, models[variant], image, args.pycaffe_repeats, args.gpu))
                 bar.update()
-    command = " ".join(["tools/bench_caffe.py", *(argv if argv is not None else sys.argv[1:])])
+    command = " ".join(["tools/extra/bench_caffe.py", *(argv if argv is not None else sys.argv[1:])])
     record = provenance.collect(
         gpu=args.gpu, wall_times={"benchmark": round(time.time() - started, 1)}, command=command,
         blas_threads=os.environ.get("OPENBLAS_NUM_THREADS", f"OpenBLAS default ({os.cpu_count()} cores)")

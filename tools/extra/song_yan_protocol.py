@@ -3,7 +3,7 @@
 --per-class images for training (150) and the rest for testing; accuracy mean ± standard deviation
 over --splits splits. Published for AECLBP + SVM: 98.93 ± 0.63 %.
 
-    tools/song_yan_protocol.py [--neu-dir DIR] [--splits 10] [--seed 0] [--feature AECLBP]
+    tools/extra/song_yan_protocol.py [--neu-dir DIR] [--splits 10] [--seed 0] [--feature AECLBP]
         [--classifiers SVM NNC] [--window 3] [--include-neighbour] [--out song_yan.json]
 
 The images are the 200x200 BMPs as they are (no resize to 256). The feature is extracted once per
@@ -20,7 +20,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from sdc import atomic, classical, features, neu, provenance, texture
+import _init_paths  # noqa: F401  (tools/ on sys.path)
+from sdc import atomic, classical, cli, features, neu, provenance, texture
 from sdc.errors import UserError, run_main
 
 
@@ -59,7 +60,7 @@ def feature_params(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--neu-dir", help="NEU-CLS root (default: $NEU_DIR, else datasets/NEU-CLS)")
+    cli.add_neu_dir(parser)
     parser.add_argument("--splits", type=int, default=10, help="default: %(default)s")
     parser.add_argument("--per-class", type=int, default=150, help="training images per class (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="splits and cross-validation folds (default: %(default)s)")
@@ -104,7 +105,7 @@ def main():
     print(f"feature extraction: {len(images)} images in {extraction_s:.1f} s ({args.workers} workers)")
     if args.out:
         record = provenance.collect(seeds={"splits_and_folds": args.seed}, wall_times={"extraction": extraction_s},
-                                    command="tools/song_yan_protocol.py",
+                                    command="tools/extra/song_yan_protocol.py",
                                     feature=texture.describe(args.feature, params), splits=args.splits,
                                     per_class=args.per_class, results=summary)
         atomic.write_text(args.out, json.dumps(record, indent=2) + "\n")

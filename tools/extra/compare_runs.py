@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Several training runs on one figure, and their numbers at chosen updates: training loss and test accuracy.
 
-    tools/compare_runs.py --run "Adam 0.01, 180x1=runs/a" --run "SGD=runs/b" --out results/x/curves.png \
+    tools/extra/compare_runs.py --run "Adam 0.01, 180x1=runs/a" --run "SGD=runs/b" --out results/x/curves.png \
                           [--at 10 50 100 150] [--title TEXT]
 
 Each --run is LABEL=RUN_DIR (a tools/train.py run folder; its curve is rebuilt from its logs). Writes the
@@ -13,6 +13,7 @@ import csv
 import io
 from pathlib import Path
 
+import _init_paths  # noqa: F401  (tools/ on sys.path)
 from sdc import atomic, caffe_log, cli
 from sdc.errors import UserError, run_main
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sdc import degrade, eval_folder, lmdb_io, neu, tables, training_origin, weights
+from sdc import degrade, eval_folder, lmdb_io, neu, protocols, tables, training_origin, weights
 from sdc.errors import UserError
 from sdc.variants import VARIANTS
 
@@ -226,14 +226,15 @@ def test_a_left_over_evaluation_of_an_earlier_run_is_ignored(tmp_path):
         (tmp_path / "tables.md").read_text()
 
 
-def write_rendered_eval(results, name, records_tag):
+def write_rendered_eval(results, name, records_tag, protocol=None):
     """A classical row that read the records of the ``records_tag`` run's original test LMDB as the native
     200 px files: its own fingerprint differs from the LMDB's, its "records" names the LMDB."""
     subsets = {"original": {"source": "the native 200x200 images (the records of test_original_lmdb)",
                             "fingerprint": "native files", "count": 6,
                             "records": recorded_test_set(("original",), records_tag)["original"]["fingerprint"]}}
-    eval_folder.write_eval_dir(results / "eval" / name, name, {"subsets": subsets}, 1,
-                              {"original": fixture_predictions("original", {})}, TIMING)
+    inputs = {"subsets": subsets, **({"protocol": protocol.describe()} if protocol else {})}
+    eval_folder.write_eval_dir(results / "eval" / name, name, inputs, 1,
+                               {"original": fixture_predictions("original", {})}, TIMING)
 
 
 def test_a_row_may_render_the_run_s_test_records_otherwise(tmp_path):
@@ -389,3 +390,16 @@ def test_a_variant_trained_otherwise_is_a_row_of_table_2_compared_with_the_paper
     table2 = (tmp_path / "tables.md").read_text().split("## Table 2")[1].split("## Table 3")[0]
     order = [line.split(" |")[0][2:] for line in table2.splitlines() if line.startswith("| ") and "/" in line]
     assert order.index("SDC-SN (SGD instead of Adam) ‡") > order.index("released/SDC-SN-ELF-MRF †")
+
+
+def test_table_3_names_the_protocol_of_each_classical_row(tmp_path):
+    write_fixture_evals(tmp_path)
+    write_rendered_eval(tmp_path, "GLCM+NNC", "this run", protocols.PROTOCOLS["native-200"])
+    write_rendered_eval(tmp_path, "GLCM+NNC (all 200, degraded at 256)", "this run",
+                        protocols.PROTOCOLS["degraded-256-resized"])
+    assert make_tables(tmp_path).returncode == 0
+    text = (tmp_path / "tables.md").read_text()
+    assert ("Classical rows with plain names: protocol native-200 (docs/baselines.md), everything at 200x200; the "
+            "degraded subsets made at 200x200 (tools/make_enhanced.py --size 200).") in text
+    assert ("Classical rows labelled (all 200, degraded at 256): protocol degraded-256-resized (docs/baselines.md), "
+            "everything at 200x200; the degraded subsets made at 256x256 and resized back to 200x200.") in text

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sdc import baseline_rows, classical, cli, decaf, eval_folder, hashing, inference, lmdb_io, paths, timing, weights
+from sdc import (baseline_rows, classical, cli, decaf, eval_folder, hashing, inference, lmdb_io, paths, provenance,
+                 timing, weights)
 from sdc.errors import UserError, run_main
 
 NAME = "DeCAF+MLR"
@@ -73,7 +74,7 @@ def main():
     net = inference.open_net(args.deploy, model, args.batch, args.gpu)
     with tqdm(total=total, desc=f"{NAME} features", unit="image") as bar:
         sets = {label: decaf.extract(net, path, bar) for label, path in lmdbs.items()}
-    inputs = {**baseline_rows.sources(sets, lmdbs), "model": str(model), "model_sha1": hashing.sha1_file(model),
+    inputs = {**baseline_rows.sources(sets, lmdbs), "model": provenance.shown(model), "model_sha1": hashing.sha1_file(model),
               "feature": {"name": "DeCAF6", "net": str(args.deploy), "blob": decaf.FEATURE_BLOB,
                           "dimension": sets[baseline_rows.TRAIN].features.shape[1]},
               "classifier": {"name": CLASSIFIER, "search": classical.grid_description(CLASSIFIER), "seed": args.seed}}

@@ -106,11 +106,12 @@ def main():
         if not path.is_file():
             raise UserError(f"{what} {path} not found: pass an existing file")
     plan = plan_inputs(args)
-    inputs = {"model": str(args.model), "model_sha1": hashing.sha1_file(args.model),
-              "deploy": str(args.deploy), "deploy_sha256": hashing.sha256_file(args.deploy),
-              "subsets": {s: {"source": str(src), "fingerprint": f, "count": n} for s, (src, f, n) in plan.items()}}
+    inputs = {"model": provenance.shown(args.model), "model_sha1": hashing.sha1_file(args.model),
+              "deploy": provenance.shown(args.deploy), "deploy_sha256": hashing.sha256_file(args.deploy),
+              "subsets": {s: {"source": provenance.shown(src.path), "fingerprint": f, "count": n}
+                          for s, (src, f, n) in plan.items()}}
     if args.train_lmdb is not None:
-        inputs.update(train_lmdb=str(args.train_lmdb), train_images=lmdb_io.require_info(
+        inputs.update(train_lmdb=provenance.shown(args.train_lmdb), train_images=lmdb_io.require_info(
             args.train_lmdb, "pass the LMDB the model was trained on (tools/build_lmdb.py builds it)")["count"])
     with lock.held(args.out, "evaluation folder"):
         return evaluate(args, plan, inputs)

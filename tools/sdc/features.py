@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import atomic, inference, lmdb_io, neu, texture
+from . import atomic, inference, lmdb_io, neu, provenance, texture
 from .errors import UserError
 
 CHUNK = 25  # images per message to a worker process
@@ -62,7 +62,8 @@ def lmdb_images(path, side=None):
     def read():
         for key, image, label in lmdb_io.LmdbSource(path).read():
             yield key, label, _resized(np.ascontiguousarray(image[0]), side)
-    where = str(path) if side is None else f"{path}, resized to {side}x{side}"
+    shown = provenance.shown(path)
+    where = shown if side is None else f"{shown}, resized to {side}x{side}"
     return ImageSource(Path(path).name, where, identity, read)
 
 
@@ -81,7 +82,7 @@ def file_images(path, locate, files_identity, files_description):
                 raise UserError(f"{file or relative_path(key)} not found (record {key} of {path}): pass the "
                                 "folder its LMDB was built from")
             yield key, label, neu.load(file)
-    return ImageSource(Path(path).name, f"{files_description} (the records of {path})", identity, read)
+    return ImageSource(Path(path).name, f"{files_description} (the records of {provenance.shown(path)})", identity, read)
 
 
 def cache_file(work_dir, source, name, params):

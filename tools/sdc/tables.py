@@ -371,7 +371,15 @@ class Builder:
         table = self.accuracy_table("3", "Table 3: every method on the original and the degraded test images",
                                     self.table_rows("3", dict.fromkeys(extras)))
         table.notes.append("Baselines: docs/baselines.md says for each what is certain and what was reconstructed.")
+        table.notes += [f"Classical rows {f'labelled ({label})' if label else 'with plain names'}: protocol {name} "
+                        f"(docs/baselines.md), {summary}." for label, name, summary in self.protocols_of(table.rows)]
         return table
+
+    def protocols_of(self, rows):
+        """(label, name, summary) of each protocol under which a classical row of ``rows`` was run."""
+        found = (self.evaluations.get(row.name) for row in rows)
+        described = (e.record["inputs"].get("protocol") for e in found if e)
+        return list(dict.fromkeys((p["label"], p["name"], p["summary"]) for p in described if p))
 
     def table4(self):
         table = Table("4", "Table 4: training images, running time, model size and accuracy", "Model", TABLE4_COLUMNS)

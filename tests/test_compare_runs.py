@@ -33,6 +33,15 @@ def test_values_at_the_chosen_updates_and_both_figures(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
 
 
+def test_until_keeps_the_first_updates_only(tmp_path):
+    fake_run(tmp_path / "a", [1.8 - 0.05 * i for i in range(21)], [0.25, 0.4, 0.6])
+    run = subprocess.run([sys.executable, str(REPO / "tools" / "extra" / "compare_runs.py"), "--run", f"SGD={tmp_path / 'a'}",
+                          "--out", str(tmp_path / "c.png"), "--at", "10", "11", "20", "--until", "10"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "run,update,training_loss,test_accuracy\nSGD,10,1.3,0.4000\nSGD,11,,\nSGD,20,,\n"
+
+
 def test_a_folder_without_logs_is_one_line(tmp_path):
     run = subprocess.run([sys.executable, str(REPO / "tools" / "extra" / "compare_runs.py"), "--run", f"x={tmp_path}",
                           "--out", str(tmp_path / "c.png")], capture_output=True, text=True, timeout=60)

@@ -2,7 +2,7 @@
 """Several training runs on one figure, and their numbers at chosen updates: training loss and test accuracy.
 
     tools/extra/compare_runs.py --run "Adam 0.01, 180x1=runs/a" --run "SGD=runs/b" --out results/x/curves.png \
-                          [--at 10 50 100 150] [--title TEXT]
+                          [--at 10 50 100 150] [--until UPDATE] [--title TEXT]
 
 Each --run is LABEL=RUN_DIR (a tools/train.py run folder; its curve is rebuilt from its logs). Writes the
 figure (PNG and, beside it, PDF) and a CSV of the values at the --at updates (training loss of that update,
@@ -43,6 +43,7 @@ def main(argv=None):
                         metavar="LABEL=RUN_DIR")
     parser.add_argument("--out", type=Path, required=True, help="figure (.png); a .pdf and a .csv are written beside")
     parser.add_argument("--at", type=int, nargs="+", default=[], metavar="UPDATE")
+    parser.add_argument("--until", type=int, metavar="UPDATE", help="only the updates up to this one")
     parser.add_argument("--title", default="")
     args = parser.parse_args(argv)
     curves = {}
@@ -50,7 +51,8 @@ def main(argv=None):
         logs = caffe_log.run_logs(run_dir)
         if not logs:
             raise UserError(f"no train-*.log in {run_dir}: pass a run folder of tools/train.py")
-        curves[label] = caffe_log.learning_curve(logs)
+        curves[label] = [row for row in caffe_log.learning_curve(logs)
+                         if args.until is None or row["iteration"] <= args.until]
     for dest in (args.out.with_suffix(".png"), args.out.with_suffix(".pdf")):
         caffe_log.plot_runs(curves, dest, args.title)
     text = table(curves, args.at)

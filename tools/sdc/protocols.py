@@ -92,12 +92,15 @@ def enhanced_locator(root):
 
 
 def image_sources(protocol, paths, neu_dir=None, enhanced_200=None):
-    """{split: features.ImageSource} of ``protocol`` over the LMDBs ``paths`` (baseline_rows.lmdb_paths):
-    every source holds the images of its LMDB's records, in their order, with the protocol's pixels."""
+    """{split: features.ImageSource} of ``protocol`` over the LMDBs ``paths`` (baseline_rows.lmdb_paths,
+    or some of its splits): every source holds the images of its LMDB's records, in their order, with the
+    protocol's pixels. NEU-CLS is needed only for the native splits asked for, the enhanced set only for
+    native degraded subsets."""
+    native = {split for split in paths if protocol.pixels(split) == NATIVE}
     locators = {}
-    if NATIVE in (protocol.train, protocol.original):
+    if native & {TRAIN, "original"}:
         locators[TRAIN] = locators["original"] = neu_locator(neu_dir)
-    if protocol.degraded == NATIVE:
+    if native - {TRAIN, "original"}:
         if enhanced_200 is None:
             raise UserError(f"protocol {protocol.name} needs the enhanced set made at {neu.IMAGE_SIDE}x"
                             f"{neu.IMAGE_SIDE}: pass --enhanced-200 DIR (tools/make_enhanced.py --size 200)")

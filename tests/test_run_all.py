@@ -1,5 +1,6 @@
 """tools/run_all.sh end to end on a reduced subset: every stage runs for real (real NEU images,
 the real `caffe train`, pycaffe evaluation of our three nets and the authors' released ones)."""
+import csv
 import json
 import os
 import subprocess
@@ -39,7 +40,10 @@ def test_smoke_profile_produces_every_table(smoke_run):
     # are this run's evaluations, not left-overs.
     summary = json.loads((out / "results" / "smoke" / "summary.json").read_text())
     assert summary["provenance"]["ignored_stale"] == {}
-    assert {"GLCM+SVM", "AECLBP+MLR", "AELTP+NNC"} <= set(summary["models"])
+    assert {"GLCM+SVM", "AECLBP+MLR", "AELTP+NNC", "AECLBP+SVM (all 200, degraded at 256)"} <= set(summary["models"])
+    with open(out / "results" / "smoke" / "robustness" / "curves.csv", newline="") as f:
+        curves = {row["model"] for row in csv.DictReader(f)}
+    assert {"SDC-SN", "released/SDC-SN", "AECLBP+SVM", "AECLBP+SVM (all 200, degraded at 256)"} <= curves
 
 
 def test_summary_has_our_three_variants_and_the_released_models(smoke_run):

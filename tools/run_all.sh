@@ -206,8 +206,11 @@ done
 for model in "${released[@]}"; do
   curve_models+=(--model "released/$model" "pretrained/weights/$model.caffemodel" "prototxt/${model}_deploy.prototxt")
 done
+# one classical row under both Table 3 protocols, fitted as classical_baselines fits it (its feature cache)
+for protocol in "${protocols[@]}"; do curve_models+=(--classical AECLBP+SVM "$protocol"); done
 curve_per_class=${per_class:-$([ "$profile" = smoke ] && echo 5 || true)}
 py tools/extra/robustness_curves.py "${curve_models[@]}" --out "$results/robustness" --lmdb-dir "$data_dir/lmdb" \
+  --train-lmdb "$data_dir/lmdb/train_lmdb" --work-dir "$data_dir/features" \
   ${curve_per_class:+--per-class "$curve_per_class"} "${gpu_args[@]}"
 
 stage "tables and figures"

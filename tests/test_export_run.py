@@ -1,5 +1,6 @@
 """tools/export_run.py: a run folder's shareable files, without this machine's paths."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,10 +38,12 @@ def test_a_folder_that_is_not_a_run_is_one_line(tmp_path):
 
 def test_a_log_file_is_copied_alone_without_machine_paths(tmp_path):
     log = tmp_path / "run_all-20261130-120000.log"
-    log.write_text(f"== train SDC-SN\n{REPO}/runs/smoke/SDC-SN is trained; weights {Path.home()}/w.caffemodel\n")
+    log.write_text(f"== train SDC-SN\n{REPO}/runs/smoke/SDC-SN is trained; weights {Path.home()}/w.caffemodel\n"
+                   f"verified {tmp_path}/data/NEU-CLS/crazing\n")
+    env = dict(os.environ, NEU_DIR=f"{tmp_path}/data/NEU-CLS")
     done = subprocess.run([sys.executable, str(EXPORT_RUN), str(log), str(tmp_path / "logs")],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 0, done.stderr
     assert [p.name for p in (tmp_path / "logs").iterdir()] == [log.name]
     assert (tmp_path / "logs" / log.name).read_text() == ("== train SDC-SN\n./runs/smoke/SDC-SN is trained; "
-                                                          "weights ~/w.caffemodel\n")
+                                                          "weights ~/w.caffemodel\nverified $NEU_DIR/crazing\n")

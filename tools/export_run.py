@@ -7,22 +7,26 @@ machine's paths.
 
 Of a run folder: learning_curve.csv/.png, provenance.json, solver.prototxt, train_val.prototxt and the
 train-*.log files (not the snapshots). In the text files, paths inside the repository become
-repository-relative, the run folder itself becomes "<run>", and the home folder "~".
+repository-relative, the run folder itself becomes "<run>", the folders $NEU_DIR and $SDC_PRETRAINED_DIR
+name their variables, and the home folder becomes "~".
 """
 import argparse
+import os
 import shutil
 from pathlib import Path
 
-from sdc import atomic, caffe_log, paths
+from sdc import atomic, caffe_log, neu, paths, weights
 from sdc.errors import UserError, run_main
 
 TEXT = ("learning_curve.csv", "provenance.json", "solver.prototxt", "train_val.prototxt")
 
 
 def without_machine_paths(text, run_dir=None):
-    """``text`` with the run folder, the repository and the home folder written independently of this machine."""
-    for path, shown in ((run_dir, "<run>"), (paths.REPO, "."), (Path.home(), "~")):
-        if path is not None:
+    """``text`` with the run folder, the repository, the data folders named by the environment and the home
+    folder written independently of this machine."""
+    data_dirs = [(os.environ.get(var), f"${var}") for var in (neu.ENV_VAR, weights.ENV_DIR)]
+    for path, shown in [(run_dir, "<run>"), (paths.REPO, "."), *data_dirs, (Path.home(), "~")]:
+        if path:
             text = text.replace(f"{path}/", f"{shown}/").replace(str(path), shown)
     return text
 

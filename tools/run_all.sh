@@ -136,12 +136,13 @@ done
 
 stage "split: the committed lists must be what the seeded splitter derives"
 split_check=$(mktemp -d)
-py tools/make_split.py --out-dir "$split_check"
+py tools/make_split.py --out-dir "$split_check" >/dev/null
 for list in train.txt test.txt; do
   cmp -s "datasets/splits/$list" "$split_check/$list" \
     || die "datasets/splits/$list differs from what tools/make_split.py derives: restore it with git checkout"
 done
 rm -rf "$split_check"
+echo "datasets/splits/train.txt and test.txt: as derived"
 
 stage "diversity-enhanced test set"
 py tools/make_enhanced.py --out "$data_dir/enhanced" "${per_class_args[@]}"

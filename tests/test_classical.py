@@ -152,6 +152,7 @@ def test_every_row_writes_an_evaluation_folder(evaluated):
             assert len(lines) == 19 and lines[1].startswith("0,00000000_img0.png,0,")
         provenance = json.loads((folder / "provenance.json").read_text())
         assert provenance["command"] == "tools/classical_baselines.py"
+        assert provenance["seeds"] == {"cv_split_seed": 0}  # the folds' shuffle; "cv_folds" is their number
 
 
 def test_tables_read_the_rows(evaluated):

@@ -307,7 +307,7 @@ def main():
             plotting.save(plot(rows, degradation, classical), tmp / f"robustness_{degradation}")
         seeds, wall_times = {"degradations": args.seed}, {"sweep": wall}
         if plans:
-            seeds["cv_folds"], wall_times["fit"] = args.fit_seed, fit_s
+            seeds["cv_split_seed"], wall_times["fit"] = args.fit_seed, fit_s
         provenance.write(tmp, gpu=args.gpu, seeds=seeds, wall_times=wall_times,
                          command="tools/extra/robustness_curves.py", lmdb_dir=provenance.shown(args.lmdb_dir),
                          images=n_images, draws=args.draws,

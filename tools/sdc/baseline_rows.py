@@ -65,7 +65,7 @@ def evaluate(out, name, classifier, sets, inputs, latency, command, histogram=Fa
               "latency_ms_batch1": latency(fitted), "latency_repeats": LATENCY_REPEATS}
     inputs = {**inputs, "chosen": fitted.chosen}
     accuracy = eval_folder.write_eval_dir(out, name, inputs, fitted.size_bytes() + extra_bytes, results, timing,
-                                         command=command, seeds={"cv_folds": seed},
+                                         command=command, seeds={"cv_split_seed": seed},
                                          wall_times={"fit": timing["fit_s"], "predict": timing["predict_s"]})
     eval_folder.print_accuracy(name, accuracy)
     print(f"{name}: fit {fit_s:.1f} s (chosen {fitted.chosen}), predict {predict_s:.1f} s, "

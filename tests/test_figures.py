@@ -25,6 +25,7 @@ PAPER_ROWS = [  # table, row, column, value: Table 2 for the three variants, Tab
     *[("3", "DeCAF+MLR", c, 99.7) for c in tables.TABLE2_COLUMNS],
     *[("3", "SDC-SN-ELF-MRF", c, 90.0 + i) for i, c in enumerate(tables.TABLE2_COLUMNS)],
 ]
+LABELLED = "GLCM+SVM (200 px)"  # the same baseline under another protocol: drawn in GLCM+SVM's panel
 LUM_04_PAPER = np.array([[299, 0, 0, 1, 0, 0], [0, 300, 0, 0, 0, 0], [0, 0, 300, 0, 0, 0],  # Fu et al. 2019, Table 5(a)
                          [0, 1, 0, 299, 0, 0], [0, 0, 0, 0, 300, 0], [0, 0, 0, 0, 0, 300]])
 
@@ -38,9 +39,11 @@ def records(subset):
 
 def wrong(model, subset, index):
     """Which records a model gets wrong: SDC-SN-ELF-MRF both draws of image 0 in each degraded subset
-    (and none of the originals), every other model every third record."""
+    (and none of the originals), the labelled GLCM+SVM row every fourth record, every other model every third."""
     if model == "SDC-SN-ELF-MRF":
         return subset != "original" and index < DRAWS
+    if model == LABELLED:
+        return index % 4 == 0
     return index % 3 == 0
 
 
@@ -58,7 +61,7 @@ def predictions(model, subset):
 def results(tmp_path_factory):
     """results/ with evaluations of the three variants and GLCM+SVM, DeCAF+MLR not run, and the test LMDBs."""
     root = tmp_path_factory.mktemp("figures")
-    for model in (*VARIANTS, "GLCM+SVM"):
+    for model in (*VARIANTS, "GLCM+SVM", LABELLED):
         eval_folder.write_eval_dir(root / "results" / "eval" / model, model, {}, 1000,
                                   {s: predictions(model, s) for s in tables.TABLE2_COLUMNS}, {"wall_s": 1.0})
     eval_folder.write_not_run(root / "results" / "eval" / "DeCAF+MLR", "DeCAF+MLR", "CaffeNet weights not available")
@@ -97,7 +100,7 @@ def panel(figure, title):
 
 def test_every_figure_is_drawn(figures):
     assert sorted(figures) == sorted(["table2_ours_vs_paper", "table3_ours_vs_paper", "table5_SDC-SN-ELF-MRF",
-                                      *[f"confusion_{m}" for m in (*VARIANTS, "GLCM+SVM")],
+                                      *[f"confusion_{m}" for m in (*VARIANTS, "GLCM+SVM", LABELLED)],
                                       "examples_SDC-SN-ELF-MRF"])
 
 
@@ -133,6 +136,10 @@ def test_table3_shows_the_paper_rows_and_says_why_ours_is_missing(figures):
     glcm = panel(figure, "GLCM+SVM").containers[0].lines[0].get_data()[1]
     # every third record wrong: originals 8 of 12 right, degraded subsets 16 of 24
     assert np.asarray(glcm, float) == pytest.approx([100 * 8 / 12] + [100 * 16 / 24] * 6)
+    # the labelled row of the same baseline in the same panel, between ours and the paper's: 9 of 12, 18 of 24
+    labelled_x, labelled_y = panel(figure, "GLCM+SVM").containers[1].lines[0].get_data()
+    assert np.asarray(labelled_y, float) == pytest.approx([75] * 7)
+    assert np.asarray(labelled_x, float) == pytest.approx(np.arange(7))
     decaf = panel(figure, "DeCAF+MLR")
     assert not decaf.containers
     assert [t.get_text() for t in decaf.texts] == ["ours: not run: CaffeNet weights\nnot available"]
@@ -143,7 +150,9 @@ def test_legends_lie_outside_every_panel(figures):
         figure = figures[stem]
         (legend,) = figure.legends
         box = legend.get_window_extent()
-        assert [t.get_text() for t in legend.get_texts()] == ["ours, with its 95 % interval", "the paper's value"]
+        labelled = ["ours, 200 px"] if stem == "table3_ours_vs_paper" else []
+        assert [t.get_text() for t in legend.get_texts()] == ["ours, with its 95 % interval", *labelled,
+                                                              "the paper's value"]
         assert all(box.y1 <= ax.get_tightbbox().y0 for ax in figure.axes), stem
 
 
@@ -202,10 +211,11 @@ def test_cli_writes_every_figure_as_png_and_pdf(results):
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     written = sorted(p.name for p in (results / "results" / "figures").iterdir())
-    stems = ["confusion_GLCM+SVM", "confusion_SDC-SN", "confusion_SDC-SN-ELF", "confusion_SDC-SN-ELF-MRF",
-             "examples_SDC-SN-ELF-MRF", "table2_ours_vs_paper", "table3_ours_vs_paper", "table5_SDC-SN-ELF-MRF"]
+    stems = ["confusion_GLCM+SVM", f"confusion_{LABELLED}", "confusion_SDC-SN", "confusion_SDC-SN-ELF",
+             "confusion_SDC-SN-ELF-MRF", "examples_SDC-SN-ELF-MRF", "table2_ours_vs_paper", "table3_ours_vs_paper",
+             "table5_SDC-SN-ELF-MRF"]
     assert written == sorted(f"{s}.{fmt}" for s in stems for fmt in ("pdf", "png"))
-    assert run.stdout.strip().splitlines()[-1] == f"8 figures (PNG and PDF) in {results / 'results' / 'figures'}"
+    assert run.stdout.strip().splitlines()[-1] == f"9 figures (PNG and PDF) in {results / 'results' / 'figures'}"
 
 
 def test_cli_without_evaluations_is_one_error_line(tmp_path):

@@ -36,6 +36,7 @@ CLASSES = tables.CLASS_NAMES
 PANELS = tables.TABLE2_COLUMNS + (tables.POOLED,)
 OURS_COLOUR, PAPER_COLOUR = "tab:blue", "tab:red"
 OURS_LABEL, PAPER_LABEL = "ours, with its 95 % interval", "the paper's value"
+LABELLED_COLOURS = ("tab:orange", "tab:green", "tab:purple")  # a paper row's labelled variants, in table order
 EXAMPLES_DPI = 110  # photographs: keeps the committed PNG small
 SHORT_TITLES = {"original": "Original", "lum_0.4": "Lum ±0.4", "lum_1": "Lum ±1", "noise_20": "Noise 20",
                 "noise_35": "Noise 35", "blur_2": "Blur 2", "blur_5": "Blur 5", "enhanced": "Enhanced"}
@@ -65,8 +66,23 @@ def y_floor(rows):
     return max(0.0, 10 * math.floor((min(values) - 2) / 10))
 
 
-def comparison_figure(table, rows, title):
-    """One panel per row: x = the table's columns, our accuracy (dot, 95 % interval) and the paper's (diamond)."""
+def error_bars(ax, row, offset, **style):
+    """Our accuracies of ``row`` with their 95 % intervals, at x = column index + ``offset``; False if none."""
+    ours = [(i, c) for i, c in enumerate(row.cells) if c.ours is not None]
+    if not ours:
+        return False
+    values = np.array([c.ours for _, c in ours])
+    lows = np.array([100 * c.interval.low if c.interval else c.ours for _, c in ours])
+    highs = np.array([100 * c.interval.high if c.interval else c.ours for _, c in ours])
+    ax.errorbar([i + offset for i, _ in ours], values, yerr=[np.maximum(values - lows, 0), np.maximum(highs - values, 0)],
+                markersize=3.5, elinewidth=1, capsize=2, linestyle="none", **style)
+    return True
+
+
+def comparison_figure(table, rows, title, labelled=None):
+    """One panel per row: x = the table's columns, our accuracy (dot, 95 % interval) and the paper's (diamond);
+    ``labelled``: {row name: its labelled rows} drawn in the same panel (squares), e.g. another protocol."""
+    labelled = labelled or {}
     plt = plotting.pyplot()
     ncols = min(3, len(rows))
     nrows = math.ceil(len(rows) / ncols)
@@ -75,15 +91,7 @@ def comparison_figure(table, rows, title):
     x = np.arange(len(table.columns))
     bottom = y_floor(rows)
     for index, (ax, row) in enumerate(zip(axes.flat, rows)):
-        ours = [(i, c) for i, c in enumerate(row.cells) if c.ours is not None]
-        if ours:
-            values = np.array([c.ours for _, c in ours])
-            lows = np.array([100 * c.interval.low if c.interval else c.ours for _, c in ours])
-            highs = np.array([100 * c.interval.high if c.interval else c.ours for _, c in ours])
-            ax.errorbar([i - 0.15 for i, _ in ours], values,
-                        yerr=[np.maximum(values - lows, 0), np.maximum(highs - values, 0)], fmt="o", markersize=3.5,
-                        color=OURS_COLOUR, elinewidth=1, capsize=2, label=OURS_LABEL)
-        else:
+        if not error_bars(ax, row, -0.15, marker="o", color=OURS_COLOUR, label=OURS_LABEL):
             why = next((c.missing for c in row.cells if c.missing), "not run").split(" (")[0]  # details: tables.md
             ax.text(0.5, 0.5, textwrap.fill(f"ours: {why}", 34, break_long_words=False), transform=ax.transAxes, ha="center", va="center",
                     fontsize=8)
@@ -91,6 +99,9 @@ def comparison_figure(table, rows, title):
         if paper:
             ax.plot([i + 0.15 for i, _ in paper], [v for _, v in paper], linestyle="none", marker="D",
                     markersize=3.5, markerfacecolor="none", color=PAPER_COLOUR, label=PAPER_LABEL)
+        for variant, colour in zip(labelled.get(row.name, ()), LABELLED_COLOURS):
+            error_bars(ax, variant, 0.0, marker="s", color=colour,
+                       label=f"ours, {tables.LABELLED_ROW.match(variant.name)['label']}")
         ax.set_title(tables.row_label(row.name))
         ax.set_ylim(bottom, 101)
         ax.grid(axis="y", alpha=0.3)
@@ -105,7 +116,8 @@ def comparison_figure(table, rows, title):
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
-    labels = [label for label in (OURS_LABEL, PAPER_LABEL) if label in handles]
+    labels = [OURS_LABEL, *sorted(set(handles) - {OURS_LABEL, PAPER_LABEL}), PAPER_LABEL]
+    labels = [label for label in labels if label in handles]
     figure.legend([handles[label] for label in labels], labels, loc="outside lower center", ncol=2, frameon=False)
     figure.suptitle(title)
     return figure
@@ -115,16 +127,25 @@ def evaluated(row):
     return any(c.ours is not None for c in row.cells)
 
 
+def labelled_variants(table):
+    """{paper row: its evaluated labelled rows "<paper row> (<label>)"} of ``table``."""
+    found = {}
+    for row in table.rows:
+        if tables.LABELLED_ROW.match(row.name) and evaluated(row):
+            found.setdefault(tables.paper_row(row.name), []).append(row)
+    return found
+
+
 def table_figures(builder, profile):
     """{file stem: figure} of Tables 2 and 3."""
     table2, table3 = builder.table2(), builder.table3()
     return {
         "table2_ours_vs_paper": comparison_figure(
             table2, [r for r in table2.rows if r.kind == "paper" or (r.kind == "released" and evaluated(r))],
-            f"Table 2, ours beside the paper's ({profile_line(profile)}; † released models)"),
+            f"Table 2, ours beside the paper's ({profile_line(profile)}; † released models)", labelled_variants(table2)),
         "table3_ours_vs_paper": comparison_figure(
             table3, [r for r in table3.rows if r.kind == "paper"],
-            f"Table 3, ours beside the paper's ({profile_line(profile)})"),
+            f"Table 3, ours beside the paper's ({profile_line(profile)})", labelled_variants(table3)),
     }
 
 

@@ -9,7 +9,8 @@ Writes to <results>/figures/ (columns always in the paper's order: Original, Lum
 Noise 20 dB, Noise 35 dB, Blur 2, Blur 5):
   table2_ours_vs_paper   one panel per model of Table 2 (the three variants, then the released models
                          that were evaluated):
-                         our accuracy on each subset with its 95 % interval beside the paper's value
+                         our accuracy on each subset with its 95 % interval beside the paper's value,
+                         and our labelled rows "<paper row> (<label>)" in their paper row's panel
   table3_ours_vs_paper   the same for the paper's twelve Table 3 rows
   table5_<model>         Table 5: our confusion matrix beside the paper's on each degraded subset
                          (the models of the tables' Table 5 that were evaluated)

@@ -207,7 +207,7 @@ def test_each_protocol_degrades_its_own_pixels(neu_lmdbs, neu_dir, protocol, pix
     degraded-256-resized the record, resized to 200x200 after the degradation; the features are of those."""
     root, bmps = neu_lmdbs
     plan = classical_curve.plan("GLCM+NNC", protocol, root / "train_lmdb", root, neu_dir)
-    assert classical_curve.degraded_pixels(plan.protocol) == pixels
+    assert plan.pixels == pixels
     source = classical_curve.test_originals(pixels, root / lmdb_io.test_name("original"), neu_dir)
     originals = robustness_curves.read_originals(source, None)
     records = list(lmdb_io.LmdbSource(root / lmdb_io.test_name("original")).read())

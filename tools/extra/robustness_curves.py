@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 import _init_paths  # noqa: F401  (tools/ on sys.path)
 from sdc import (atomic, classical_curve, cli, degrade, hashing, inference, lmdb_io, paths, plotting, provenance,
-                 stats)
+                 stats, tables)
 from sdc.errors import UserError, run_main
 
 DEFAULT_SEED = 2019
@@ -52,7 +52,6 @@ SWEEPS = {
     "noise": (tuple(range(10, 51, 5)), "SNR (dB)", (20, 35)),
     "blur": (tuple(range(1, 10)), "motion-blur length (pixels)", (2, 5)),
 }
-RELEASED = "released/"  # name prefix of the authors' caffemodels (as in the tables)
 LEGEND_ROW_IN = 0.2  # height of a legend row (8 pt text)
 # classical rows: colours outside matplotlib's default cycle (the nets'), dash-dotted, square markers
 CLASSICAL_COLOURS = ("black", "saddlebrown", "darkmagenta", "darkolivegreen", "dimgrey", "teal")
@@ -174,8 +173,8 @@ def plot(rows, degradation, classical=()):
             n_classical += 1
             style = {"color": colour, "linestyle": "-.", "marker": "s"}
         else:
-            colour = colours.setdefault(name.removeprefix(RELEASED), f"C{len(colours)}")
-            style = {"color": colour, "linestyle": "--" if name.startswith(RELEASED) else "-", "marker": "o"}
+            colour = colours.setdefault(name.removeprefix(tables.RELEASED), f"C{len(colours)}")
+            style = {"color": colour, "linestyle": "--" if name.startswith(tables.RELEASED) else "-", "marker": "o"}
         mine = [r for r in rows if r[0] == name and r[1] == degradation]
         x = [r[2] for r in mine]
         ax.plot(x, [100 * r[5] for r in mine], markersize=3, label=name, **style)
@@ -219,7 +218,7 @@ def check_inputs(args):
         if names.count(name) > 1:
             raise UserError(f"{name} is given twice: give each model once")
     test_lmdb = args.lmdb_dir / lmdb_io.test_name("original")
-    needed = {m.pixels for m in nets} | {classical_curve.degraded_pixels(p.protocol) for p in plans}
+    needed = {m.pixels for m in nets + plans}
     originals = {pixels: read_originals(classical_curve.test_originals(pixels, test_lmdb, args.neu_dir), args.per_class)
                  for pixels in sorted(needed)}  # fails early on a bad LMDB or a missing file
     for net in nets:

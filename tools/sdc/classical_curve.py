@@ -44,9 +44,10 @@ def parse_row(row, protocol_name):
     return feature, classifier, protocol
 
 
-def degraded_pixels(protocol):
-    """The originals the sweep degrades for ``protocol``: NATIVE, or RECORDS (for RECORDS_200 too)."""
-    return NATIVE if protocol.degraded == NATIVE else RECORDS
+def sweep_pixels(degraded):
+    """The originals the sweep degrades for a protocol whose degraded subsets have ``degraded`` pixels:
+    NATIVE, or RECORDS (for RECORDS_200 too)."""
+    return NATIVE if degraded == NATIVE else RECORDS
 
 
 def test_originals(pixels, test_lmdb, neu_dir=None):
@@ -72,6 +73,10 @@ class Plan:
     @property
     def params(self):
         return self.protocol.feature_params(self.feature)
+
+    @property
+    def pixels(self):
+        return sweep_pixels(self.protocol.degraded)
 
     def inputs(self):
         """What the row is made from, as JSON (a sweep's up-to-date check compares it)."""
@@ -108,7 +113,7 @@ class ClassicalCurve:
 
     @property
     def pixels(self):
-        return NATIVE if self.degraded == NATIVE else RECORDS
+        return sweep_pixels(self.degraded)
 
     def feature_of(self, image):
         """The row's feature of one degraded grey image (a RECORDS_200 row resizes it to 200x200 first)."""
